@@ -1,0 +1,35 @@
+"""bertcli: fast, streaming BERT inference and fine-tuning from the shell, and as a Python API.
+
+The Python API mirrors the commands and never imports Click or rich::
+
+    from bertcli import load_model, classify, fill_mask, ner, nsp
+    lm = load_model("path/to/model", task="classify")
+    classify(lm, ["I loved it"], top_k=None)
+
+Heavy modules (torch, transformers) are imported on first use.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_API = {
+    "load_model": ("bertcli.loading", "load_model"),
+    "LoadedModel": ("bertcli.loading", "LoadedModel"),
+    "classify": ("bertcli.tasks.classify", "classify"),
+    "fill_mask": ("bertcli.tasks.fill_mask", "fill_mask"),
+    "nsp": ("bertcli.tasks.nsp", "nsp"),
+    "ner": ("bertcli.tasks.ner", "ner"),
+    "StreamOptions": ("bertcli.tasks.base", "StreamOptions"),
+    "BertcliError": ("bertcli.errors", "BertcliError"),
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        import importlib
+        mod, attr = _API[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'bertcli' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""The Click layer: parses options, reads records, calls the core, writes records."""

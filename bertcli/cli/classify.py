@@ -1,0 +1,82 @@
+"""``bertcli classify``: sequence classification with any local checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from .options import batch_options, input_options, model_options, output_options
+from .run import fmt_score, run_inference, short
+
+
+def parse_top_k(value: str) -> int | None:
+    if value.lower() == "all":
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise click.BadParameter("use a positive number or 'all'") from None
+    if k < 1:
+        raise click.BadParameter("use a positive number or 'all'")
+    return k
+
+
+def label_rows(rec: dict, key: str = "label") -> list[list[str]]:
+    labels = ", ".join(f"{d['label']} {fmt_score(d['score'])}" for d in rec["labels"][1:])
+    row = [short(rec.get("text")), rec[key] if rec.get(key) is not None else rec["label"], fmt_score(rec["score"])]
+    return [row + [labels]]
+
+
+def classify_options(f):
+    f = click.option("--labels", "labels_override", metavar="A,B,...",
+                     help="Label names by id, replacing placeholder LABEL_i names.")(f)
+    f = click.option("--text-pair", "text_pair", metavar="TEXT",
+                     help="Second text of a pair for every argument text; with --input, read pairs "
+                          "(--field-b, default text_pair).")(f)
+    f = click.option("-k", "--top-k", "top_k", default="1", show_default=True, metavar="N|all",
+                     help="How many labels to return per text.")(f)
+    return f
+
+
+def classify_params(params: dict, texts):
+    top_k = parse_top_k(params["top_k"])
+    labels = [s.strip() for s in params["labels_override"].split(",")] if params.get("labels_override") else None
+    pair_text = params.get("text_pair")
+    pairs = pair_text is not None
+    if pairs and texts:
+        texts = [x for t in texts for x in (t, pair_text)]
+    if pairs and not texts and pair_text not in ("", "-"):
+        # --text-pair with --input: the flag value is ignored, pairs come from the records.
+        pass
+    return top_k, labels, pairs, texts
+
+
+@click.command("classify")
+@click.argument("texts", nargs=-1)
+@classify_options
+@model_options
+@input_options(pairs=True)
+@batch_options
+@output_options
+def classify_cmd(texts, **params):
+    """Classify texts with a sequence-classification model.
+
+    Scores are softmax probabilities (single-label), per-label sigmoids
+    (problem_type multi_label_classification) or raw values (regression).
+    Texts longer than the model's maximum are truncated (truncated: true).
+
+    \b
+    Examples:
+      bertcli classify "great service" --model runs/sst2
+      bertcli classify "A man is eating." --text-pair "Someone eats." -m runs/rte
+      bertcli classify -m runs/topics --top-k all < questions.txt > out.jsonl
+    \b
+    JSONL record: input fields (or text[, text_pair]) plus
+      label, score, labels: [{label, score}] (top-k, best first), truncated
+    """
+    from ..tasks import classify as task
+
+    top_k, labels, pairs, texts = classify_params(params, texts)
+    run_inference(task="classify", texts=texts, params=params, pairs=pairs,
+                  stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, labels, opts, pairs=pairs),
+                  prepare=lambda lm: task.label_names(lm.config, labels),
+                  columns=["text", "label", "score", "other labels"], rows_of=label_rows)

@@ -1,0 +1,70 @@
+"""Shared options, as small decorators stacked on each command (the sqlite-utils way)."""
+
+from __future__ import annotations
+
+import click
+
+from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+
+
+def _stack(*decorators):
+    def apply(f):
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+    return apply
+
+
+def model_options(f):
+    return _stack(
+        click.option("-m", "--model", "model", metavar="DIR", envvar="BERTCLI_MODEL", show_envvar=True,
+                     help="Local model folder (config.json, *.safetensors, tokenizer). Default: the shipped model."),
+        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+                     help="Where to run; auto picks CUDA, then MPS, then CPU."),
+        click.option("--dtype", default="auto", show_default=True,
+                     type=click.Choice(["auto", "float32", "float16", "bfloat16"], case_sensitive=False),
+                     help="Compute precision; auto = float32. float16 is GPU-only."),
+    )(f)
+
+
+def batch_options(f):
+    return _stack(
+        click.option("-b", "--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE,
+                     show_default=True, help="Most texts per forward pass."),
+        click.option("--max-tokens", type=click.IntRange(min=1), default=DEFAULT_MAX_TOKENS, show_default=True,
+                     help="Most padded tokens per forward pass (texts are length-sorted)."),
+        click.option("--window", "window", type=click.IntRange(min=1), default=DEFAULT_WINDOW, show_default=True,
+                     hidden=True, help="Records read ahead and sorted at a time."),
+    )(f)
+
+
+def input_options(pairs: bool = False):
+    opts = [
+        click.option("-i", "--input", "input_path", metavar="PATH|-",
+                     help="Read records from a file or '-' (stdin). Default: stdin when piped."),
+        click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "csv", "tsv"]), default="auto",
+                     show_default=True, help="Input format; auto = by extension, then by content."),
+    ]
+    if pairs:
+        opts += [
+            click.option("--field-a", "--field", "field", default="text", show_default=True,
+                         help="JSONL key / CSV column of the first text."),
+            click.option("--field-b", "field_b", default="text_pair", show_default=True,
+                         help="JSONL key / CSV column of the second text."),
+        ]
+    else:
+        opts += [click.option("--field", default="text", show_default=True,
+                              help="JSONL key / CSV column holding the text.")]
+    return _stack(*opts)
+
+
+def output_options(f):
+    return _stack(
+        click.option("-f", "--format", "fmt", type=click.Choice(["table", "jsonl", "json"]), default=None,
+                     help="Output format. Default: table on a terminal, else jsonl."),
+        click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+                     help="Bad input record: stop with exit 1, or report it on stderr and go on."),
+        click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
+                     help="Decimal places of scores in JSON output."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar or warnings on stderr."),
+    )(f)

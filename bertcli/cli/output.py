@@ -1,0 +1,191 @@
+"""Output for the CLI: choose a writer, run the record loop with the error/interrupt contract.
+
+Contract (see README "stdout, stderr and exit codes"):
+* stdout carries results only, one record per good input record, in input order,
+  flushed window by window; everything else goes to stderr.
+* ``--on-error fail``: at the first bad record every earlier result is already written;
+  then ``Error: <source>, line N: <why>`` and exit 1.
+* ``--on-error skip``: a JSON error record ``{"error", "line", "source"}`` goes to stderr
+  and the run goes on; exit 0, with a count of skipped records at the end.
+* SIGINT/SIGTERM: the record being written is finished, then the run stops with exit
+  130/143; the output holds whole lines only.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterable
+
+import click
+
+from ..errors import InputError
+from ..io.readers import Record
+from ..io.writers import JsonArrayWriter, JsonlWriter
+
+
+def stderr_console():
+    from rich.console import Console
+    return Console(stderr=True, highlight=False)
+
+
+def warn(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        click.echo(f"Warning: {msg}", err=True)
+
+
+class TableWriter:
+    """Rich tables for a person at a terminal, printed in chunks so long runs stream."""
+
+    CHUNK = 200
+
+    def __init__(self, columns: list[str], rows_of: Callable[[dict], list[list[str]]], precision: int = 4):
+        from rich.console import Console
+        self.console = Console(highlight=False, soft_wrap=False)
+        self.columns, self.rows_of, self.rows, self.count = columns, rows_of, [], 0
+        self.precision = precision
+
+    def write(self, record: dict) -> None:
+        self.rows.extend(self.rows_of(record))
+        self.count += 1
+        if len(self.rows) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        from rich.table import Table
+        t = Table(*self.columns, show_lines=False, header_style="bold")
+        for r in self.rows:
+            t.add_row(*r)
+        self.console.print(t)
+        self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+
+
+def make_writer(fmt: str | None, precision: int, columns: list[str], rows_of):
+    if fmt is None:
+        fmt = "table" if sys.stdout.isatty() else "jsonl"
+    if fmt == "table":
+        return TableWriter(columns, rows_of)
+    if fmt == "json":
+        return JsonArrayWriter(sys.stdout, precision)
+    return JsonlWriter(sys.stdout, precision)
+
+
+def compose(rec: Record, result: dict, pairs: bool = False, collisions: set | None = None) -> dict:
+    """The output record: input fields (JSONL/CSV) or the text, then the results beside them.
+
+    A result key that collides with an input field wins; the input value moves to
+    ``input_<key>`` (reported once through ``collisions``).
+    """
+    if rec.fields is not None:
+        out = dict(rec.fields)
+        for k in result:
+            if k in out:
+                out[f"input_{k}"] = out.pop(k)
+                if collisions is not None:
+                    collisions.add(k)
+    else:
+        out = {"text": rec.text}
+        if pairs:
+            out["text_pair"] = rec.text_pair
+    out.update(result)
+    return out
+
+
+class _Interrupts:
+    """Defer SIGINT/SIGTERM while a record is being written, so output stays whole lines."""
+
+    def __init__(self):
+        self.writing = False
+        self.pending: int | None = None
+
+    def __enter__(self):
+        self.old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self.old:
+            signal.signal(s, self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+    def handler(self, signum, frame):
+        if self.writing:
+            self.pending = signum
+        else:
+            raise KeyboardInterrupt(signum)
+
+    def check(self):
+        if self.pending is not None:
+            raise KeyboardInterrupt(self.pending)
+
+
+def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_error: str, source: str,
+                  pairs: bool = False, quiet: bool = False,
+                  transform: Callable[[Record, dict], dict] | None = None) -> int:
+    """Consume ``(record, result)`` pairs and write them; returns the number of skipped records.
+
+    Raises:
+        InputError: a bad record with ``on_error == "fail"`` (after writing all before it).
+        click.exceptions.Exit: on SIGINT (130) / SIGTERM (143), after finishing the line.
+    """
+    skipped = 0
+    collisions: set = set()
+    warned_trunc = False
+    with _Interrupts() as intr:
+        try:
+            for rec, res in results:
+                if rec.error is not None:
+                    if on_error == "fail":
+                        writer.close()
+                        raise InputError(rec.error, line=rec.line, source=source)
+                    skipped += 1
+                    click.echo(json.dumps({"error": rec.error, "line": rec.line, "source": source},
+                                          ensure_ascii=False), err=True)
+                    continue
+                if transform is not None:
+                    res = transform(rec, res)
+                if res.get("truncated") and not warned_trunc:
+                    warned_trunc = True
+                    where = f"line {rec.line}" if rec.line else f"text {rec.index + 1}"
+                    warn(f"{where}: text longer than the model's maximum was truncated "
+                         "(records carry truncated: true; further warnings suppressed)", quiet)
+                n_before = len(collisions)
+                intr.writing = True
+                writer.write(compose(rec, res, pairs, collisions))
+                intr.writing = False
+                if len(collisions) != n_before:
+                    warn(f"input field(s) {', '.join(sorted(collisions))} renamed to input_<name>: "
+                         "the result uses the same key", quiet)
+                intr.check()
+            writer.close()
+        except KeyboardInterrupt as e:
+            intr.writing = False
+            try:
+                writer.close()
+            except Exception:
+                pass
+            signum = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
+            click.echo("Interrupted: output holds whole records only.", err=True)
+            raise click.exceptions.Exit(128 + int(signum)) from None
+    if skipped:
+        warn(f"skipped {skipped} bad record(s) (reported above as JSON on stderr)", quiet)
+    return skipped
+
+
+def progress_callback(quiet: bool):
+    """A rich progress display on stderr when it is a terminal, else None."""
+    if quiet or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    prog = Progress(SpinnerColumn(), TextColumn("{task.completed} records"), TimeElapsedColumn(),
+                    console=stderr_console(), transient=True)
+    task = prog.add_task("run", total=None)
+    prog.start()
+    return (lambda n: prog.update(task, completed=n)), prog

@@ -1,0 +1,47 @@
+"""``bertcli sentiment``: classify with sentiment conventions and the default model."""
+
+from __future__ import annotations
+
+import click
+
+from .classify import classify_options, classify_params, label_rows
+from .options import batch_options, input_options, model_options, output_options
+from .run import run_inference
+
+
+@click.command("sentiment")
+@click.argument("texts", nargs=-1)
+@classify_options
+@model_options
+@input_options(pairs=True)
+@batch_options
+@output_options
+def sentiment_cmd(texts, **params):
+    """Sentiment of texts: positive, negative (or neutral).
+
+    Runs a classification model (the shipped default, or --model DIR) and adds
+    a normalised 'sentiment' to its label (POSITIVE, LABEL_1, '5 stars', ... ->
+    positive).
+
+    \b
+    Examples:
+      bertcli sentiment "I loved it" "The food was cold."
+      cat reviews.jsonl | bertcli sentiment --field review > out.jsonl
+    \b
+    JSONL record: input fields (or text) plus
+      sentiment, label, score, labels: [{label, score, sentiment}], truncated
+    """
+    from ..tasks import classify as task
+
+    top_k, labels, pairs, texts = classify_params(params, texts)
+
+    def add_sentiment(lm, rec, res):
+        names = task.label_names(lm.config, labels)
+        out = task.sentiment_fields(res, names)
+        return {"sentiment": out.pop("sentiment"), **out}
+
+    run_inference(task="classify", default="sentiment", texts=texts, params=params, pairs=pairs,
+                  stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, labels, opts, pairs=pairs),
+                  prepare=lambda lm: task.label_names(lm.config, labels), transform=add_sentiment,
+                  columns=["text", "sentiment", "score", "other labels"],
+                  rows_of=lambda r: label_rows(r, "sentiment"))

