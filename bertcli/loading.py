@@ -69,6 +69,7 @@ class LoadedModel:
     device: Any
     dtype: Any
     max_length: int
+    native: bool = False
     info: dict = field(default_factory=dict)
 
     @property
@@ -90,6 +91,11 @@ class LoadedModel:
         import torch
 
         inputs = self.encode_inputs(batch)
+        if self.native:
+            with torch.inference_mode():
+                mr = mask_rows.to(self.device) if mask_rows is not None else None
+                return self.model(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"),
+                                  mask_rows=mr).float().cpu()
         with torch.inference_mode(), self._autocast():
             if self.task == "fill-mask" and mask_rows is not None:
                 logits = self._masked_lm_rows(inputs, mask_rows.to(self.device))
@@ -320,6 +326,13 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
     dev, dt = resolve(device, dtype)
     path = resolve_model_dir(model, default or task)
     cfg = check_folder(path)
+    backend = os.environ.get("BERTCLI_BACKEND", "auto").lower()
+    if backend not in ("auto", "native", "transformers"):
+        raise ModelError(f"BERTCLI_BACKEND={backend!r} is not one of auto, native, transformers")
+    if backend != "transformers":
+        lm = _load_native(path, task, cfg, dev, dt, required=backend == "native")
+        if lm is not None:
+            return lm
     tokenizer = load_tokenizer(path, cfg)
     if (path / "adapter_config.json").is_file():
         net, config = _load_adapter(path, task)
@@ -332,6 +345,64 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
         net.to(dt)
     return LoadedModel(path=path, task=task, tokenizer=tokenizer, model=net, config=config, device=dev,
                        dtype=dt, max_length=model_max_length(config, tokenizer))
+
+
+class NativeConfig:
+    """The parts of a transformers config the tasks read, from config.json alone."""
+
+    def __init__(self, cfg: dict):
+        self.__dict__.update(cfg)
+        id2 = cfg.get("id2label")
+        n = cfg.get("num_labels") or (len(id2) if id2 else 2)
+        self.id2label = {int(k): v for k, v in id2.items()} if id2 else {i: f"LABEL_{i}" for i in range(n)}
+        self.label2id = {v: k for k, v in self.id2label.items()}
+        self.num_labels = len(self.id2label)
+        self.problem_type = cfg.get("problem_type")
+        self.model_type = cfg.get("model_type")
+
+
+def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
+    """The native encoder (:mod:`bertcli.native`) when it supports the folder, else None."""
+    from . import native
+    from .fasttok import FastTokenizer
+
+    is_adapter = (path / "adapter_config.json").is_file()
+    if not native.supported(cfg):
+        if required:
+            raise ModelError(f"the native backend does not support model_type '{cfg.get('model_type')}'",
+                             "unset BERTCLI_BACKEND to use transformers")
+        return None
+    tokenizer = FastTokenizer.from_folder(path)
+    if tokenizer is None:
+        if required:
+            raise ModelError(f"the native backend needs tokenizer.json in '{path}'")
+        return None
+    vocab = cfg.get("vocab_size")
+    if vocab is not None and len(tokenizer) > vocab:
+        raise ModelError(f"the tokenizer in '{path}' has {len(tokenizer)} tokens but the model's vocab_size is {vocab}",
+                         "the tokenizer does not belong to this model")
+    config = NativeConfig(cfg)
+    try:
+        if is_adapter:
+            acfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+            base = resolve_base_model(acfg.get("base_model_name_or_path"), path)
+            check_folder(base)
+            sd = native.apply_lora(native.read_safetensors(weight_files(base)), path)
+        else:
+            sd = native.read_safetensors(weight_files(path))
+    except ModelError:
+        if is_adapter and not required:
+            return None  # an adapter layout only peft understands
+        raise
+    net = native.NativeEncoder(dict(cfg, num_labels=config.num_labels), task)
+    native.load_state(net, sd, path, TASKS[task][1], TASKS[task][2])
+    del sd
+    net.eval()
+    net.to(dev)
+    if dt != _torch().float32:
+        net.to(dt)
+    return LoadedModel(path=path, task=task, tokenizer=tokenizer, model=net, config=config, device=dev,
+                       dtype=dt, max_length=model_max_length(config, tokenizer), native=True)
 
 
 def _torch():

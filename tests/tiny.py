@@ -45,6 +45,10 @@ def build_tokenizer(folder: Path, lowercase: bool = False, vocab_size: int = 600
     wp = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=False if not lowercase else None)
     wp.train_from_iterator(CORPUS * 3, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIALS,
                            limit_alphabet=500, wordpieces_prefix="##")
+    # Real checkpoints' tokenizer.json carries the [CLS] A [SEP] B [SEP] template; the
+    # trainer only sets it when the special tokens exist beforehand, so set it here.
+    from tokenizers.processors import BertProcessing
+    wp.post_processor = BertProcessing(("[SEP]", wp.token_to_id("[SEP]")), ("[CLS]", wp.token_to_id("[CLS]")))
     # tokenizer.json + a tokenizer_config.json naming the BERT class: loads the same way
     # in transformers 4.x and 5.x (their slow/fast constructors differ).
     wp.save_model(str(folder))

@@ -1,0 +1,303 @@
+"""A compact native BERT-family encoder: torch + safetensors only, no transformers import.
+
+Why: importing transformers costs 1-2.5 s per process, which dominates a shell
+one-liner, and its model classes compute the vocabulary projection and padding we do
+not need. This module rebuilds the same network from the same weights (the
+Hugging Face parameter names) and is checked against transformers to 1e-5 in
+``tests/test_native.py``.
+
+Architecture (Devlin et al. 2019, section 3; Vaswani et al. 2017): embeddings
+(word + position + token type, LayerNorm), N post-LN Transformer layers (multi-head
+self-attention, residual + LayerNorm, GELU feed-forward, residual + LayerNorm), and a
+task head. Families:
+
+* ``bert`` (and ``megatron-bert``-free plain BERT checkpoints such as MiniLM): absolute
+  positions 0..L-1, token type embeddings; pooler ``tanh(W h_[CLS])`` for NSP and
+  sequence classification.
+* ``roberta``/``xlm-roberta``/``camembert``: positions start at ``padding_idx + 1`` and
+  skip padding (fairseq convention); classification head ``out_proj(tanh(dense(h_<s>)))``.
+
+Anything else (or an unknown parameter layout) falls back to transformers' classes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ModelError
+
+FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta"}
+_ACTS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+}
+
+
+def supported(cfg: dict) -> bool:
+    """True when the native path can run this config (family, activation, absolute positions)."""
+    return (cfg.get("model_type") in FAMILIES and cfg.get("hidden_act", "gelu") in _ACTS
+            and cfg.get("position_embedding_type", "absolute") == "absolute"
+            and not cfg.get("is_decoder", False) and not cfg.get("add_cross_attention", False))
+
+
+class Layer(nn.Module):
+    """One post-LN Transformer encoder layer with fused QKV projection."""
+
+    def __init__(self, h: int, heads: int, inter: int, eps: float, act):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(h, 3 * h)
+        self.out = nn.Linear(h, h)
+        self.ln1 = nn.LayerNorm(h, eps=eps)
+        self.ffn_in = nn.Linear(h, inter)
+        self.ffn_out = nn.Linear(inter, h)
+        self.ln2 = nn.LayerNorm(h, eps=eps)
+        self.act = act
+
+    def forward(self, x, mask):
+        # x: (B, L, H); mask: (B, 1, 1, L) bool, True = attend.
+        B, L, H = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = a.transpose(1, 2).reshape(B, L, H)
+        x = self.ln1(x + self.out(a))
+        return self.ln2(x + self.ffn_out(self.act(self.ffn_in(x))))
+
+
+class NativeEncoder(nn.Module):
+    """Embeddings + encoder layers (+ pooler when the head needs it) + one task head.
+
+    ``forward(input_ids, attention_mask, token_type_ids=None, mask_rows=None)`` takes
+    LongTensors of shape ``(B, L)`` and returns logits: fill-mask ``(n_masks, vocab)`` for
+    the ``(n_masks, 2)`` (batch, position) rows in ``mask_rows`` (all rows when None:
+    ``(B, L, vocab)``); nsp ``(B, 2)``; classify ``(B, num_labels)``; ner
+    ``(B, L, num_labels)``; encoder: the last hidden states ``(B, L, H)``.
+    """
+
+    def __init__(self, cfg: dict, task: str):
+        super().__init__()
+        self.cfg, self.task = cfg, task
+        self.family = FAMILIES[cfg["model_type"]]
+        h, eps = cfg["hidden_size"], cfg.get("layer_norm_eps", 1e-12)
+        self.act = _ACTS[cfg.get("hidden_act", "gelu")]
+        self.pad_id = cfg.get("pad_token_id", 0) if cfg.get("pad_token_id") is not None else 0
+        self.word = nn.Embedding(cfg["vocab_size"], h)
+        self.pos = nn.Embedding(cfg["max_position_embeddings"], h)
+        self.types = nn.Embedding(max(1, cfg.get("type_vocab_size", 2)), h)
+        self.emb_ln = nn.LayerNorm(h, eps=eps)
+        self.layers = nn.ModuleList(Layer(h, cfg["num_attention_heads"], cfg["intermediate_size"], eps, self.act)
+                                    for _ in range(cfg["num_hidden_layers"]))
+        n = int(cfg.get("num_labels") or len(cfg.get("id2label") or {}) or 2)
+        if task in ("nsp",) or (task == "classify" and self.family == "bert"):
+            self.pooler = nn.Linear(h, h)
+        if task == "nsp":
+            self.head = nn.Linear(h, 2)
+        elif task == "classify":
+            if self.family == "roberta":
+                self.cls_dense = nn.Linear(h, h)
+            self.head = nn.Linear(h, n)
+        elif task == "ner":
+            self.head = nn.Linear(h, n)
+        elif task == "fill-mask":
+            self.mlm_dense = nn.Linear(h, h)
+            self.mlm_ln = nn.LayerNorm(h, eps=eps)
+            self.mlm_bias = nn.Parameter(torch.zeros(cfg["vocab_size"]))
+            self.decoder = None  # tied to self.word unless the checkpoint has its own
+
+    def positions(self, input_ids):
+        if self.family == "roberta":
+            # fairseq: positions count real tokens from padding_idx + 1; pads keep padding_idx.
+            m = input_ids.ne(self.pad_id).long()
+            return torch.cumsum(m, 1) * m + self.pad_id
+        return torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+
+    def encode(self, input_ids, attention_mask, token_type_ids=None):
+        if token_type_ids is None or self.types.num_embeddings == 1:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.word(input_ids) + self.pos(self.positions(input_ids)) + self.types(token_type_ids)
+        x = self.emb_ln(x)
+        mask = attention_mask.bool()[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, mask_rows=None):
+        x = self.encode(input_ids, attention_mask, token_type_ids)
+        t = self.task
+        if t == "encoder":
+            return x
+        if t == "ner":
+            return self.head(x)
+        if t == "fill-mask":
+            if mask_rows is not None:
+                x = x[mask_rows[:, 0], mask_rows[:, 1]]
+            y = self.mlm_ln(self.act(self.mlm_dense(x)))
+            w = self.decoder.weight if self.decoder is not None else self.word.weight
+            return F.linear(y, w, self.mlm_bias)
+        first = x[:, 0]
+        if t == "classify" and self.family == "roberta":
+            return self.head(torch.tanh(self.cls_dense(first)))
+        return self.head(torch.tanh(self.pooler(first)))
+
+
+# ------------------------------------------------------------------ weights
+
+def _strip_prefix(sd: dict) -> dict:
+    """Drop the base-model prefix (``bert.``, ``roberta.``) so encoder keys are uniform."""
+    out = {}
+    for k, v in sd.items():
+        for p in ("bert.", "roberta.", "model."):
+            if k.startswith(p) and (k[len(p):].startswith(("embeddings.", "encoder.", "pooler."))):
+                k = k[len(p):]
+                break
+        out[k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")] = v
+    return out
+
+
+def _mapping(model: NativeEncoder) -> dict[str, list[str]]:
+    """native parameter name -> candidate checkpoint names (first found wins)."""
+    m = {
+        "word.weight": ["embeddings.word_embeddings.weight"],
+        "pos.weight": ["embeddings.position_embeddings.weight"],
+        "types.weight": ["embeddings.token_type_embeddings.weight"],
+        "emb_ln.weight": ["embeddings.LayerNorm.weight"], "emb_ln.bias": ["embeddings.LayerNorm.bias"],
+    }
+    for i in range(len(model.layers)):
+        p, q = f"layers.{i}.", f"encoder.layer.{i}."
+        for a, b in [("out", "attention.output.dense"), ("ln1", "attention.output.LayerNorm"),
+                     ("ffn_in", "intermediate.dense"), ("ffn_out", "output.dense"), ("ln2", "output.LayerNorm")]:
+            for s in ("weight", "bias"):
+                m[f"{p}{a}.{s}"] = [f"{q}{b}.{s}"]
+    for s in ("weight", "bias"):
+        m[f"pooler.{s}"] = [f"pooler.dense.{s}"]
+    t, fam = model.task, model.family
+    for s in ("weight", "bias"):
+        if t == "nsp":
+            m[f"head.{s}"] = [f"cls.seq_relationship.{s}"]
+        elif t == "ner":
+            m[f"head.{s}"] = [f"classifier.{s}"]
+        elif t == "classify":
+            if fam == "roberta":
+                m[f"cls_dense.{s}"] = [f"classifier.dense.{s}"]
+                m[f"head.{s}"] = [f"classifier.out_proj.{s}"]
+            else:
+                m[f"head.{s}"] = [f"classifier.{s}"]
+        elif t == "fill-mask":
+            if fam == "roberta":
+                m[f"mlm_dense.{s}"] = [f"lm_head.dense.{s}"]
+                m[f"mlm_ln.{s}"] = [f"lm_head.layer_norm.{s}"]
+            else:
+                m[f"mlm_dense.{s}"] = [f"cls.predictions.transform.dense.{s}"]
+                m[f"mlm_ln.{s}"] = [f"cls.predictions.transform.LayerNorm.{s}"]
+    if t == "fill-mask":
+        m["mlm_bias"] = ["cls.predictions.bias", "cls.predictions.decoder.bias", "lm_head.bias",
+                         "lm_head.decoder.bias"]
+    return m
+
+
+HEAD_PARAMS = ("pooler.", "head.", "cls_dense.", "mlm_", "decoder")
+
+
+def load_state(model: NativeEncoder, sd: dict, path: Path, head_name: str, hint: str) -> None:
+    """Copy checkpoint tensors ``sd`` (HF names) into ``model``.
+
+    Raises:
+        ModelError: an encoder weight is missing or has the wrong shape, or the task head
+            is missing (naming it and the command that trains one).
+    """
+    sd = _strip_prefix(sd)
+    own = dict(model.named_parameters())
+    missing_head, missing = [], []
+    with torch.no_grad():
+        for i in range(len(model.layers)):
+            q = f"encoder.layer.{i}.attention.self."
+            try:
+                w = torch.cat([sd[q + n + ".weight"] for n in ("query", "key", "value")])
+                b = torch.cat([sd[q + n + ".bias"] for n in ("query", "key", "value")])
+            except KeyError:
+                missing.append(q + "query/key/value")
+                continue
+            own[f"layers.{i}.qkv.weight"].copy_(w)
+            own[f"layers.{i}.qkv.bias"].copy_(b)
+        for name, cands in _mapping(model).items():
+            if name not in own:
+                continue
+            src = next((sd[c] for c in cands if c in sd), None)
+            if src is None:
+                if name.startswith("types.") and own[name].shape[0] == 1:
+                    continue
+                (missing_head if name.startswith(HEAD_PARAMS) else missing).append(cands[0])
+                continue
+            if tuple(src.shape) != tuple(own[name].shape):
+                raise ModelError(f"'{path}': weight {cands[0]} has shape {tuple(src.shape)}, "
+                                 f"config implies {tuple(own[name].shape)}")
+            own[name].copy_(src)
+        if model.task == "fill-mask":
+            dec = sd.get("cls.predictions.decoder.weight", sd.get("lm_head.decoder.weight"))
+            if dec is not None and not torch.equal(dec, sd.get("embeddings.word_embeddings.weight", dec)):
+                model.decoder = nn.Linear(dec.shape[1], dec.shape[0], bias=False)
+                model.decoder.weight.copy_(dec)
+    if missing:
+        raise ModelError(f"'{path}' is missing encoder weights ({', '.join(missing[:3])})",
+                         "the weights do not match config.json")
+    if missing_head:
+        raise ModelError(f"'{path}' has no {head_name} (missing weights: {', '.join(missing_head[:3])})",
+                         f"it is probably a bare encoder; add and train the head with '{hint}'" if hint else None)
+
+
+def read_safetensors(files: list[Path]) -> dict:
+    from safetensors.torch import load_file
+
+    sd = {}
+    for f in files:
+        sd.update(load_file(str(f)))
+    return sd
+
+
+def apply_lora(sd: dict, adapter_dir: Path) -> dict:
+    """Merge a PEFT LoRA adapter into base weights: ``W += (B @ A) * alpha / r``
+    (``alpha / sqrt(r)`` with rsLoRA), and overlay ``modules_to_save`` (the trained head).
+
+    Follows peft's ``LoraLayer`` merge (``peft/tuners/lora/layer.py``) for Linear layers.
+
+    Raises:
+        ModelError: adapter types or options the native path does not implement (the
+            caller then falls back to peft).
+    """
+    acfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    if acfg.get("peft_type", "LORA") != "LORA" or acfg.get("fan_in_fan_out") or acfg.get("use_dora"):
+        raise ModelError("adapter type not supported natively")
+    from safetensors.torch import load_file
+
+    ad = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    r = acfg["r"]
+    scale = acfg.get("lora_alpha", r) / (r ** 0.5 if acfg.get("use_rslora") else r)
+    if acfg.get("rank_pattern") or acfg.get("alpha_pattern"):
+        raise ModelError("adapter rank/alpha patterns not supported natively")
+    out = dict(sd)
+    prefix = "base_model.model."
+    for k, v in ad.items():
+        name = k[len(prefix):] if k.startswith(prefix) else k
+        if ".lora_A." in name:
+            base = name.split(".lora_A.")[0]
+            b = ad[k.replace(".lora_A.", ".lora_B.")]
+            wkey = base + ".weight"
+            if wkey not in out:
+                raise ModelError(f"adapter targets '{base}', which the base model does not have")
+            out[wkey] = out[wkey] + (b.float() @ v.float()).to(out[wkey].dtype) * scale
+        elif ".lora_B." in name:
+            continue
+        else:
+            # modules_to_save: peft stores e.g. "classifier.modules_to_save.weight" or "classifier.weight"
+            out[name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", ".")] = v
+    return out
