@@ -201,6 +201,12 @@ def _read_jsonl(lines, field: str, field_b: str | None) -> Iterator[Record]:
         except json.JSONDecodeError as e:
             yield Record(i, n, error=f"malformed JSON: {e.msg} at column {e.colno}")
             continue
+        except RecursionError:
+            yield Record(i, n, error="malformed JSON: nested too deeply")
+            continue
+        except ValueError as e:  # e.g. an integer longer than Python's int_max_str_digits
+            yield Record(i, n, error=f"malformed JSON: {str(e).split(':')[0]}")
+            continue
         if not isinstance(obj, dict):
             yield Record(i, n, error=f"expected a JSON object, got {_json_kind(obj)}")
             continue
@@ -236,6 +242,9 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name) ->
             yield s + "\n"
 
     src = decoded()
+    # Python's csv refuses fields over 128 KiB by default; a long document in one cell is
+    # valid input (text and JSONL have no such limit). 2**31 - 1 fits a C long everywhere.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     if delim == "\t":
         reader = csv.reader(src, delimiter="\t", quoting=csv.QUOTE_NONE)
     else:
