@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""bertcli vs the transformers pipeline, side by side on the same machine, model and inputs.
+
+Each measurement runs in a fresh child process (so peak RSS is its own), bertcli and
+the reference alternate, and the ratio is the median over --repeats alternating runs.
+
+    python benchmarks/bench.py                       # all tasks, float32
+    python benchmarks/bench.py --tasks classify --dtype bfloat16 --lines 2000
+    python benchmarks/bench.py --cold                # + whole-process start-up timings
+
+Inputs: real English lines from ../shared/data (sst2 sentences and sentences of the
+books), one [MASK] per line for fill-mask. Models: the shipped defaults when present,
+else the all-MiniLM-L6-v2 encoder with seeded random heads (speed does not depend on
+the head's training). Useful FLOPs count real tokens only (no padding):
+per sequence of n tokens and each layer 2*n*(4H^2 + 2HI) + 4*n^2*H, plus the MLM head
+on mask rows for fill-mask. The peak is the best fp32 GEMM rate torch reaches here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+TASKS = ("fill-mask", "classify", "ner", "nsp")
+PIPE = {"fill-mask": "fill-mask", "classify": "text-classification", "ner": "token-classification"}
+
+
+# ------------------------------------------------------------------ inputs and models
+
+def real_lines(n: int, seed: int = 0) -> list[str]:
+    sst = []
+    f = SHARED / "sst2" / "train.tsv"
+    if f.is_file():
+        sst = [ln.split("\t")[0].strip() for ln in f.read_text(encoding="utf-8").splitlines()[1:]]
+        sst = [s for s in sst if len(s.split()) >= 4]
+    sents = []
+    for book in sorted((SHARED / "books").glob("*.txt"))[:6]:
+        text = book.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
+        m = re.search(r"\*\*\* ?START OF.*?\*\*\*", text)
+        body = text[m.end():] if m else text
+        body = re.sub(r"\s+", " ", body[:300000])
+        sents += [s for s in re.split(r"(?<=[.!?])\s+", body) if 20 <= len(s) <= 400]
+    if not sst and not sents:
+        raise SystemExit(f"no data under {SHARED}")
+    rnd = random.Random(seed)
+    out = rnd.sample(sst, min(len(sst), n // 2)) + rnd.sample(sents, min(len(sents), n - n // 2))
+    rnd.shuffle(out)
+    return out[:n]
+
+
+def masked(lines: list[str], mask: str = "[MASK]", seed: int = 0) -> list[str]:
+    rnd = random.Random(seed)
+    out = []
+    for s in lines:
+        w = s.split(" ")
+        i = rnd.randrange(len(w))
+        w[i] = mask
+        out.append(" ".join(w))
+    return out
+
+
+def build_models(root: Path) -> dict[str, Path]:
+    """Default models when shipped, else MiniLM + seeded random heads (saved as safetensors)."""
+    import torch
+    import transformers as tf
+
+    from bertcli import defaults
+
+    from bertcli.loading import quiet_transformers
+
+    quiet_transformers()
+    enc = defaults.default_encoder_dir()
+    out = {}
+    spec = {"fill-mask": tf.BertForMaskedLM, "classify": tf.BertForSequenceClassification,
+            "ner": tf.BertForTokenClassification, "nsp": tf.BertForNextSentencePrediction}
+    for task, cls in spec.items():
+        d = root / task
+        kw = {}
+        if task == "classify":
+            kw = dict(num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+        if task == "ner":
+            labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+            kw = dict(num_labels=9, id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)})
+        torch.manual_seed(0)
+        m = cls.from_pretrained(str(enc), **kw)
+        m.save_pretrained(str(d), safe_serialization=True)
+        tf.AutoTokenizer.from_pretrained(str(enc)).save_pretrained(str(d))
+        out[task] = d
+    return out
+
+
+# ------------------------------------------------------------------ FLOPs and peak
+
+def encoder_flops(lengths, cfg: dict, mlm_rows: int = 0) -> float:
+    H, I, Lyr, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    f = sum(Lyr * (2 * n * (4 * H * H + 2 * H * I) + 4 * n * n * H) for n in lengths)
+    return f + mlm_rows * 2 * (H * H + H * V)
+
+
+def measure_peak() -> float:
+    """Best fp32 GEMM GFLOP/s torch reaches on this machine (a few shapes, best of 5)."""
+    import torch
+
+    best = 0.0
+    with torch.inference_mode():
+        for m, k, n in [(2048, 2048, 2048), (4096, 384, 1536), (4096, 1536, 384)]:
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            a @ b
+            for _ in range(5):
+                t = time.perf_counter()
+                a @ b
+                best = max(best, 2 * m * k * n / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+# ------------------------------------------------------------------ child process
+
+def child(args) -> None:
+    import resource
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    lines = json.loads(Path(args.lines_file).read_text())
+    model = Path(args.model)
+    cfg = json.loads((model / "config.json").read_text())
+    t_load = time.perf_counter()
+    if args.impl == "bertcli":
+        from bertcli.loading import load_model
+        from bertcli.tasks import classify, fill_mask, ner, nsp
+        from bertcli.tasks.base import StreamOptions
+
+        lm = load_model(model, args.task, "cpu", args.dtype)
+        opts = StreamOptions(batch_size=args.batch_size, max_tokens=args.max_tokens)
+        run = {
+            "fill-mask": lambda: fill_mask.fill_mask(lm, lines, top_k=5, opts=opts),
+            "classify": lambda: classify.classify(lm, lines, opts=opts),
+            "ner": lambda: ner.ner(lm, lines, aggregation="simple", opts=opts),
+            "nsp": lambda: nsp.nsp(lm, lines[0::2], lines[1::2], opts=opts),
+        }[args.task]
+    else:
+        import transformers as tf
+        from transformers import pipeline
+
+        from bertcli.loading import quiet_transformers
+        quiet_transformers()
+
+        if args.task == "nsp":
+            tok = tf.AutoTokenizer.from_pretrained(str(model))
+            net = tf.BertForNextSentencePrediction.from_pretrained(str(model)).eval()
+
+            def run():
+                out = []
+                with torch.inference_mode():
+                    for a, b in zip(lines[0::2], lines[1::2]):
+                        enc = tok(a, b, return_tensors="pt", truncation=True)
+                        out.append(net(**enc).logits.softmax(-1)[0, 0].item())
+                return out
+        else:
+            kw = {"aggregation_strategy": "simple"} if args.task == "ner" else {}
+            p = pipeline(PIPE[args.task], model=str(model), device="cpu", **kw)
+            call = {"fill-mask": lambda: p(lines, top_k=5), "classify": lambda: p(lines, truncation=True),
+                    "ner": lambda: p(lines)}[args.task]
+            run = call
+    t_load = time.perf_counter() - t_load
+    run_lines = lines if args.task != "nsp" else lines[0::2]
+    t = time.perf_counter()
+    res = run()
+    dt = time.perf_counter() - t
+    # token counts from the model's own tokenizer (what the encoder actually processed)
+    from tokenizers import Tokenizer
+    tk = Tokenizer.from_file(str(model / "tokenizer.json"))
+    tk.enable_truncation(512)
+    if args.task == "nsp":
+        lengths = [len(e.ids) for e in tk.encode_batch(list(zip(lines[0::2], lines[1::2])))]
+    else:
+        lengths = [len(e.ids) for e in tk.encode_batch(lines)]
+    mlm_rows = len(lines) if args.task == "fill-mask" else 0
+    out = {"impl": args.impl, "task": args.task, "seconds": dt, "load_s": t_load, "records": len(run_lines),
+           "tokens": sum(lengths), "flops": encoder_flops(lengths, cfg, mlm_rows),
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if args.save_results:
+        Path(args.save_results).write_text(json.dumps(_top1(args.task, res)))
+    print(json.dumps(out))
+
+
+def _top1(task, res):
+    """Top-1 label/token per record, for agreement between dtypes."""
+    if task == "fill-mask":
+        return [r["predictions"][0][0]["token"] if isinstance(r, dict) else r[0]["token"] for r in res]
+    if task == "classify":
+        return [r["label"] for r in res]
+    if task == "nsp":
+        return [r["is_next"] if isinstance(r, dict) else r >= 0.5 for r in res]
+    if task == "ner":
+        return [[(e["entity_group"], e["start"], e["end"]) for e in r["entities"]] for r in res]
+    return res
+
+
+def spawn(impl, task, model, lines_file, a, dtype="float32", save=None) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--impl", impl, "--task", task, "--model", str(model),
+           "--lines-file", str(lines_file), "--dtype", dtype, "--threads", str(a.threads),
+           "--batch-size", str(a.batch_size), "--max-tokens", str(a.max_tokens)]
+    if save:
+        cmd += ["--save-results", str(save)]
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise SystemExit(f"child failed ({impl} {task}):\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def cold_start(model_dir: Path, n: int = 5) -> dict:
+    def med(cmd):
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    bert = [sys.executable, "-m", "bertcli"]
+    return {
+        "python -c pass": med([sys.executable, "-c", "pass"]),
+        "import torch": med([sys.executable, "-c", "import torch"]),
+        "bertcli --help": med(bert + ["--help"]),
+        "bertcli classify one line": med(bert + ["classify", "one line", "-m", str(model_dir), "-f", "jsonl"]),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--lines", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--max-tokens", type=int, default=4096)
+    ap.add_argument("--models", help="folder with one model per task (fill-mask/ classify/ ner/ nsp/)")
+    ap.add_argument("--cold", action="store_true", help="also time whole-process start-up")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--impl", help=argparse.SUPPRESS)
+    ap.add_argument("--task", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--lines-file", help=argparse.SUPPRESS)
+    ap.add_argument("--save-results", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bertcli-bench-"))
+    models = ({t: Path(a.models) / t for t in TASKS} if a.models else build_models(tmp / "models"))
+    lines = real_lines(a.lines)
+    import torch
+    torch.set_num_threads(a.threads)
+    peak = measure_peak()
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, threads {a.threads}, "
+          f"fp32 GEMM peak {peak:.0f} GFLOP/s; {len(lines)} lines, dtype {a.dtype}")
+    print(f"{'task':10} {'impl':9} {'lines/s':>9} {'tokens/s':>9} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7}")
+    summary = {}
+    for task in a.tasks.split(","):
+        data = masked(lines) if task == "fill-mask" else lines
+        lf = tmp / f"{task}.json"
+        lf.write_text(json.dumps(data))
+        rows = {"bertcli": [], "reference": []}
+        for _ in range(a.repeats):
+            for impl in ("bertcli", "reference"):
+                rows[impl].append(spawn(impl, task, models[task], lf, a, a.dtype if impl == "bertcli" else "float32"))
+        speeds = {}
+        for impl, rs in rows.items():
+            med = sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2]
+            speeds[impl] = med["records"] / med["seconds"]
+            gf = med["flops"] / med["seconds"] / 1e9
+            print(f"{task:10} {impl:9} {speeds[impl]:9.1f} {med['tokens'] / med['seconds']:9.0f} {gf:8.1f} "
+                  f"{100 * gf / peak:5.1f}% {max(r['peak_rss_mb'] for r in rs):7.0f}")
+        ratios = [b["seconds"] and r["seconds"] / b["seconds"] for b, r in zip(rows["bertcli"], rows["reference"])]
+        summary[task] = statistics.median(ratios)
+        ref = "batch-1 model loop" if task == "nsp" else "pipeline"
+        print(f"{task:10} ratio bertcli/{ref}: {summary[task]:.2f}x (median of {a.repeats} alternating runs)")
+        if a.dtype != "float32":
+            f32, low = tmp / "f32.json", tmp / "low.json"
+            spawn("bertcli", task, models[task], lf, a, "float32", f32)
+            spawn("bertcli", task, models[task], lf, a, a.dtype, low)
+            x, y = json.loads(f32.read_text()), json.loads(low.read_text())
+            agree = sum(p == q for p, q in zip(x, y)) / len(x)
+            print(f"{task:10} top-1 agreement {a.dtype} vs float32: {100 * agree:.1f}%")
+    if a.cold:
+        for k, v in cold_start(models["classify"]).items():
+            print(f"cold start  {k:28} {1000 * v:7.0f} ms (median of 5)")
+
+
+if __name__ == "__main__":
+    main()
