@@ -181,6 +181,7 @@ def child(args) -> None:
     # token counts from the model's own tokenizer (what the encoder actually processed)
     from tokenizers import Tokenizer
     tk = Tokenizer.from_file(str(model / "tokenizer.json"))
+    tk.no_padding()
     tk.enable_truncation(512)
     if args.task == "nsp":
         lengths = [len(e.ids) for e in tk.encode_batch(list(zip(lines[0::2], lines[1::2])))]
