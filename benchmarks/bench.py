@@ -54,7 +54,7 @@ def real_lines(n: int, seed: int = 0) -> list[str]:
     if not sst and not sents:
         raise SystemExit(f"no data under {SHARED}")
     rnd = random.Random(seed)
-    out = rnd.sample(sst, min(len(sst), n // 2)) + rnd.sample(sents, min(len(sents), n - n // 2))
+    out = rnd.sample(sst, min(len(sst), n // 3)) + rnd.sample(sents, min(len(sents), n - n // 3))
     rnd.shuffle(out)
     return out[:n]
 
