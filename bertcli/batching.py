@@ -76,17 +76,49 @@ def plan_batches(lengths: Sequence[int], batch_size: int = DEFAULT_BATCH_SIZE,
     return batches
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """True for CUDA/MPS out-of-memory errors and CPU allocation failures."""
+    name = type(e).__name__
+    msg = str(e).lower()
+    return name == "OutOfMemoryError" or "out of memory" in msg or "can't allocate memory" in msg \
+        or "cannot allocate memory" in msg
+
+
 def run_sorted(items: Sequence[T], lengths: Sequence[int], run: Callable[[list[T]], list[R]],
                batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[R]:
     """Run ``run`` over length-sorted batches of ``items``; results in input order.
 
     ``run`` takes a list of items and returns one result per item, in the same order.
+    A batch that runs out of memory is split in halves and retried (down to single
+    items); only a single item that still does not fit raises.
     """
     out: list = [None] * len(items)
     for idx in plan_batches(lengths, batch_size, max_tokens):
-        res = run([items[i] for i in idx])
-        if len(res) != len(idx):
-            raise RuntimeError(f"batch function returned {len(res)} results for {len(idx)} items")
-        for i, r in zip(idx, res):
-            out[i] = r
+        for sub, res in _run_splitting(items, idx, run):
+            for i, r in zip(sub, res):
+                out[i] = r
     return out
+
+
+def _run_splitting(items, idx: list[int], run):
+    try:
+        res = run([items[i] for i in idx])
+    except (RuntimeError, MemoryError) as e:
+        if len(idx) == 1 or not is_out_of_memory(e):
+            raise
+        _free_cache()
+        half = len(idx) // 2
+        yield from _run_splitting(items, idx[:half], run)
+        yield from _run_splitting(items, idx[half:], run)
+        return
+    if len(res) != len(idx):
+        raise RuntimeError(f"batch function returned {len(res)} results for {len(idx)} items")
+    yield idx, res
+
+
+def _free_cache() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
