@@ -78,6 +78,8 @@ def plan_batches(lengths: Sequence[int], batch_size: int = DEFAULT_BATCH_SIZE,
 
 def is_out_of_memory(e: BaseException) -> bool:
     """True for CUDA/MPS out-of-memory errors and CPU allocation failures."""
+    if isinstance(e, MemoryError):
+        return True
     name = type(e).__name__
     msg = str(e).lower()
     return name == "OutOfMemoryError" or "out of memory" in msg or "can't allocate memory" in msg \
