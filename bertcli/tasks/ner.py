@@ -1,0 +1,490 @@
+"""Token classification (``ner``): entities with exact character offsets, any text length.
+
+What is matched from the Hugging Face ``token-classification`` pipeline
+(``transformers.pipelines.token_classification``, read against transformers 5.x):
+
+* scores are the softmax over the labels of each token (computed in float32 as the
+  pipeline does); special tokens added by the tokenizer's template are skipped;
+* ``is_subword``: with a tokenizer whose model has a ``continuing_subword_prefix``
+  (WordPiece ``##``), a token is a subword when the token string and the text it covers
+  differ in length; otherwise the pipeline's fallback (no space just before the token);
+  an ``[UNK]`` token always starts a word;
+* the aggregation strategies ``none``, ``simple``, ``first``, ``average`` and ``max``:
+  ``none`` gives one entry per token, ``simple`` groups adjacent tokens, the word
+  strategies first give each word one label (first token's / averaged scores / the most
+  confident token's) and then group words; a group's score is the mean of its members'
+  scores; groups and tokens whose label is in ``ignore_labels`` are dropped after grouping.
+
+Where bertcli deliberately differs:
+
+* ``word`` is always ``text[start:end]``, the original characters (case, accents,
+  spacing kept). The pipeline decodes the tokens instead, which gives lowercased or
+  accent-stripped words for uncased models and ``##`` pieces for ``none``;
+* BIOES/BILOU tag sets are grouped by their meaning (``S-`` is a one-token entity, ``E-``
+  ends one); the pipeline only knows ``B-``/``I-`` and would split ``B-PER I-PER E-PER``
+  into two entities. IOB2, IOB1 and plain labels (no prefix: an ``I-`` of that type) are
+  grouped exactly as the pipeline groups them. A group's ``entity_group`` is its tag type
+  (``B-PER`` -> ``PER``, plain ``STREET-NAME`` -> ``STREET-NAME``; the pipeline would cut
+  the plain label at its first ``-``);
+* long texts are never truncated (see below); the pipeline truncates, or with its
+  ``stride`` option merges entities found in each chunk;
+* entities never overlap: where a tokenizer maps several tokens onto the same characters
+  (e.g. byte-level BPE pieces of one emoji), a later entity is trimmed to characters not
+  yet covered, or dropped when none are left; an entity covering no characters is dropped.
+
+Long texts: the tokens of a text longer than ``lm.max_length`` are cut into windows of
+``max_length - n_special`` tokens (each framed by the tokenizer's own special tokens)
+that overlap by at least ``stride`` tokens; the last window is aligned to the text's end
+so that it is full. Each token takes its scores from the window in which it is farthest
+from a cut edge (the text's own start and end are not cut edges; ties go to the earlier
+window), so every token has about ``stride / 2`` tokens of context or more on each side
+(for a stride up to half a window). Grouping then runs once over the stitched token
+sequence, so an entity crossing a window edge is found once, with exact offsets; this
+holds for ``none`` too (the pipeline refuses ``stride`` with ``none``), whose ``index``
+is then the token's position in one unbounded sequence.
+
+A consequence of matching the pipeline's ``is_subword`` test: under an accent-stripping
+(uncased) tokenizer, a word written with decomposed accents (NFD, ``u`` + U+0308) covers
+more characters than its token, so it counts as a subword and the word strategies join
+it to the word before; NFC text (the usual form) is not affected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import batching
+from ..errors import InputError, ModelError
+from ..io.readers import Record
+from .base import Feature, StreamOptions, collate, stream_records
+
+AGGREGATIONS = ("none", "simple", "first", "average", "max")
+WORD_AGGREGATIONS = ("first", "average", "max")
+#: Prefixes read as BIOES when the tag set also has B-/I- tags (L-/U- are BILOU's names).
+_BIOES_PREFIX = {"B-": "B", "I-": "I", "E-": "E", "S-": "S", "L-": "E", "U-": "S"}
+
+
+@dataclass
+class Token:
+    """One token of a text, ready for aggregation.
+
+    Attributes:
+        index: position in the model input as the pipeline counts it (the first special
+            token is 0); for a windowed text, the position it would have in one
+            unbounded sequence.
+        start, end: character offsets of the token in the original text.
+        is_subword: the token continues the previous token's word.
+        scores: ``(num_labels,)`` float32 softmax probabilities.
+    """
+
+    index: int
+    start: int
+    end: int
+    is_subword: bool
+    scores: np.ndarray
+
+
+@dataclass
+class _Doc:
+    """A tokenised text: its content tokens (template specials removed) and its windows."""
+
+    text: str
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    special: list[int]
+    n_prefix: int
+    window_starts: list[int]
+    span: int
+
+
+# ---------------------------------------------------------------- labels and tag schemes
+
+def label_names(config) -> list[str]:
+    """Label names by id from ``config.id2label`` (``LABEL_i`` for missing ids)."""
+    id2 = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+    return [id2.get(i, f"LABEL_{i}") for i in range(config.num_labels)]
+
+
+def is_bioes(labels: Iterable[str]) -> bool:
+    """True when the tag set uses E-/S- (or L-/U-) next to B-/I- tags.
+
+    Without B-/I- tags an ``E-``/``S-`` label is taken as a plain label, as the pipeline does.
+    """
+    labels = list(labels)
+    has_bi = any(lb.startswith(("B-", "I-")) for lb in labels)
+    has_es = any(lb.startswith(("E-", "S-", "L-", "U-")) for lb in labels)
+    return has_bi and has_es
+
+
+def split_tag(label: str, bioes: bool = False) -> tuple[str, str]:
+    """``(prefix, type)`` of a label: prefix ``B``, ``I``, ``E`` or ``S``.
+
+    A label without a known prefix (``O``, ``PER``) is ``("I", label)``: the pipeline's
+    reading, under which adjacent plain labels of one type form one entity.
+    """
+    if label.startswith(("B-", "I-")) or (bioes and label[:2] in _BIOES_PREFIX):
+        return _BIOES_PREFIX[label[:2]], label[2:]
+    return "I", label
+
+
+def group_entities(items: Sequence[dict], bioes: bool = False) -> list[dict]:
+    """Group adjacent token or word predictions into entities.
+
+    Args:
+        items: dicts with ``entity`` (label), ``score``, ``start``, ``end``, in text order.
+        bioes: read E-/S- prefixes (see :func:`is_bioes`).
+
+    Returns:
+        dicts with ``entity_group`` (the tag type), ``score`` (mean of the members'
+        scores), ``start`` (first member's) and ``end`` (last member's). ``O`` runs are
+        groups too; the caller filters them.
+
+    An item continues the open group when it has the group's type, its prefix is ``I``
+    or ``E`` and the group is not closed (its last item is not ``E``/``S``). For tag sets
+    without E-/S- this is the pipeline's rule: same type and not ``B``.
+    """
+    groups: list[dict] = []
+    cur: list[dict] = []
+    cur_type = None
+    closed = False
+    for it in items:
+        prefix, typ = split_tag(it["entity"], bioes)
+        if cur and typ == cur_type and prefix in ("I", "E") and not closed:
+            cur.append(it)
+        else:
+            if cur:
+                groups.append(_close_group(cur, cur_type))
+            cur, cur_type = [it], typ
+        closed = prefix in ("E", "S")
+    if cur:
+        groups.append(_close_group(cur, cur_type))
+    return groups
+
+
+def _close_group(members: list[dict], typ: str) -> dict:
+    return {"entity_group": typ, "score": float(np.nanmean([m["score"] for m in members])),
+            "start": members[0]["start"], "end": members[-1]["end"]}
+
+
+# ---------------------------------------------------------------- aggregation (pure)
+
+def aggregate_words(tokens: Sequence[Token], labels: Sequence[str], aggregation: str) -> list[dict]:
+    """One prediction per word for ``first``/``average``/``max`` (the pipeline's ``aggregate_word``).
+
+    A word is a token that is not a subword plus the subwords after it. Returns dicts
+    with ``entity``, ``score``, ``index`` (of the word's first token), ``start``, ``end``.
+    """
+    words: list[list[Token]] = []
+    for t in tokens:
+        if words and t.is_subword:
+            words[-1].append(t)
+        else:
+            words.append([t])
+    out = []
+    for w in words:
+        if aggregation == "first":
+            scores = w[0].scores
+        elif aggregation == "max":
+            scores = max(w, key=lambda t: t.scores.max()).scores
+        elif aggregation == "average":
+            scores = np.nanmean(np.stack([t.scores for t in w]), axis=0)
+        else:
+            raise ValueError(f"{aggregation!r} is not a word aggregation")
+        k = int(scores.argmax())
+        out.append({"entity": labels[k], "score": float(scores[k]), "index": w[0].index,
+                    "start": w[0].start, "end": w[-1].end})
+    return out
+
+
+def decode_entities(text: str, tokens: Sequence[Token], labels: Sequence[str], aggregation: str = "simple",
+                    ignore_labels: Iterable[str] = ("O",)) -> list[dict]:
+    """Entities of one text from its tokens' scores (no model involved).
+
+    Args:
+        text: the original text (``word`` is sliced from it).
+        tokens: the text's non-special tokens in order (see :class:`Token`).
+        labels: label names by id (``len(labels) == num_labels``).
+        aggregation: one of :data:`AGGREGATIONS`.
+        ignore_labels: labels (for ``none``) or entity groups (otherwise) to drop.
+
+    Returns:
+        For ``none``: ``{entity, score, index, word, start, end}`` per kept token; for
+        the other strategies ``{entity_group, score, word, start, end}`` per entity.
+        Sorted by ``start``, non-overlapping, ``word == text[start:end]``.
+    """
+    ignore = set(ignore_labels)
+    bioes = is_bioes(labels)
+    if aggregation in ("none", "simple"):
+        items = []
+        for t in tokens:
+            k = int(t.scores.argmax())
+            items.append({"entity": labels[k], "score": float(t.scores[k]), "index": t.index,
+                          "start": t.start, "end": t.end})
+    elif aggregation in WORD_AGGREGATIONS:
+        items = aggregate_words(tokens, labels, aggregation)
+    else:
+        raise ValueError(f"unknown aggregation {aggregation!r}")
+    if aggregation == "none":
+        kept = [{"entity": it["entity"], "score": it["score"], "index": it["index"],
+                 "start": it["start"], "end": it["end"]} for it in items if it["entity"] not in ignore]
+    else:
+        kept = [g for g in group_entities(items, bioes) if g["entity_group"] not in ignore]
+    return _with_words(text, kept)
+
+
+def _with_words(text: str, ents: list[dict]) -> list[dict]:
+    out = []
+    covered = 0
+    for e in ents:
+        start, end = max(e["start"], covered), e["end"]
+        if end <= start:
+            continue
+        covered = end
+        e = dict(e, start=start, end=end)
+        # Key order as in the pipeline's output.
+        if "entity_group" in e:
+            out.append({"entity_group": e["entity_group"], "score": e["score"], "word": text[start:end],
+                        "start": start, "end": end})
+        else:
+            out.append({"entity": e["entity"], "score": e["score"], "index": e["index"], "word": text[start:end],
+                        "start": start, "end": end})
+    return out
+
+
+# ---------------------------------------------------------------- tokenising and windows
+
+def n_special_tokens(tokenizer) -> int:
+    """Special tokens the tokenizer adds around one sequence (2 for BERT: [CLS] and [SEP])."""
+    return int(tokenizer.num_special_tokens_to_add(pair=False))
+
+
+def resolve_stride(lm, stride: int | None) -> int:
+    """The window overlap in tokens: ``stride``, or ``max_length // 4`` when None.
+
+    Raises:
+        InputError: ``stride`` is not an integer in ``[0, max_length - n_special)``.
+        ModelError: the model's ``max_length`` leaves no room for text tokens.
+    """
+    span = lm.max_length - n_special_tokens(lm.tokenizer)
+    if span < 1:
+        raise ModelError(f"the model takes {lm.max_length} tokens per sequence, which leaves no room for text")
+    if stride is None:
+        return min(lm.max_length // 4, span - 1)
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 0 <= stride < span:
+        raise InputError(f"stride must be an integer from 0 to {span - 1} (the model takes {lm.max_length} tokens, "
+                         f"{lm.max_length - span} of them special), got {stride!r}",
+                         f"use a stride below {span}, e.g. {lm.max_length // 4}")
+    return stride
+
+
+def window_starts(n: int, span: int, stride: int) -> list[int]:
+    """Start positions of windows of ``span`` tokens over ``n`` tokens, overlapping by at
+    least ``stride``; the last window ends at ``n``. One window when ``n <= span``."""
+    if n <= span:
+        return [0]
+    step = span - stride
+    return list(range(0, n - span, step)) + [n - span]
+
+
+def stitch_windows(n: int, starts: Sequence[int], span: int, window_scores: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-token scores ``(n, num_labels)`` from overlapping windows.
+
+    ``window_scores[k]`` holds the scores of tokens ``starts[k] .. starts[k] + len - 1``
+    (shape ``(len, num_labels)``, ``len <= span``). Each token takes the row of the window
+    where its distance to the nearer cut edge is largest; a window edge at the text's
+    start or end is not a cut, since no context is missing there. Ties: earlier window.
+    """
+    if len(starts) == 1:
+        return window_scores[0][:n]
+    out = np.empty((n, window_scores[0].shape[-1]), dtype=window_scores[0].dtype)
+    best = np.full(n, -1, dtype=np.int64)
+    big = n + span  # stands for "no cut on this side"
+    for a, sc in zip(starts, window_scores):
+        length = min(span, n - a)
+        pos = np.arange(length)
+        left = pos if a > 0 else np.full(length, big)
+        right = (length - 1 - pos) if a + length < n else np.full(length, big)
+        ctx = np.minimum(left, right)
+        take = ctx > best[a:a + length]
+        out[a:a + length][take] = sc[:length][take]
+        best[a:a + length][take] = ctx[take]
+    return out
+
+
+def encode(lm, texts: list[str], stride: int) -> tuple[list[_Doc], list[Feature]]:
+    """Tokenise texts in one call and cut them into model inputs.
+
+    Returns the documents and a flat list of window :class:`Feature`s; each feature's
+    ``extra`` has ``doc`` (index into ``texts``), ``window`` (index into the doc's
+    ``window_starts``), ``prefix`` (template specials before the text tokens) and
+    ``content`` (text tokens in the window). A text that fits ``lm.max_length`` gives
+    exactly the pipeline's input (template specials included); an empty or
+    whitespace-only text gives none.
+    """
+    tok = lm.tokenizer
+    enc = tok(list(texts), add_special_tokens=True, truncation=False, return_offsets_mapping=True,
+              return_special_tokens_mask=True, return_attention_mask=False, return_token_type_ids=True,
+              verbose=False)
+    span = lm.max_length - n_special_tokens(tok)
+    docs: list[_Doc] = []
+    feats: list[Feature] = []
+    for i, text in enumerate(texts):
+        ids = enc["input_ids"][i]
+        tts = enc["token_type_ids"][i] if "token_type_ids" in enc else None
+        # Template specials have no sequence id; a "[SEP]" typed inside the text has one.
+        content = [j for j, s in enumerate(enc.sequence_ids(i)) if s == 0]
+        if not content:
+            docs.append(_Doc(text, [], [], [], 0, [], span))
+            continue
+        first, last = content[0], content[-1] + 1
+        doc = _Doc(text, ids[first:last], [tuple(o) for o in enc["offset_mapping"][i][first:last]],
+                   enc["special_tokens_mask"][i][first:last], first, [], span)
+        n = last - first
+        doc.window_starts = [0] if len(ids) <= lm.max_length else window_starts(n, span, stride)
+        for w, a in enumerate(doc.window_starts):
+            b = n if len(doc.window_starts) == 1 else a + span
+            win_ids = ids[:first] + ids[first + a:first + b] + ids[last:]
+            win_tt = tts[:first] + tts[first + a:first + b] + tts[last:] if tts is not None else None
+            feats.append(Feature(win_ids, win_tt, {"doc": len(docs), "window": w, "prefix": first,
+                                                   "content": b - a}))
+        docs.append(doc)
+    return docs, feats
+
+
+# ---------------------------------------------------------------- model
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, computed as the pipeline does (float32, max-shifted)."""
+    maxes = np.max(logits, axis=-1, keepdims=True)
+    shifted = np.exp(logits - maxes)
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def token_scores(lm, feats: list[Feature], opts: StreamOptions | None = None) -> list[np.ndarray]:
+    """Per-token label probabilities for features, batched by length.
+
+    Args:
+        lm: a :class:`~bertcli.loading.LoadedModel` for task ``ner``.
+        feats: model inputs, each at most ``lm.max_length`` tokens.
+        opts: batch size and token budget.
+
+    Returns:
+        One float32 array of shape ``(len(feature), num_labels)`` per feature, in input
+        order: softmax over ``lm.forward``'s ``(batch, seq_len, num_labels)`` logits with
+        the padding rows cut off. Rows of special tokens are included.
+    """
+    opts = opts or StreamOptions()
+    pad = lm.tokenizer.pad_token_id or 0
+
+    def run(batch: list[Feature]) -> list[np.ndarray]:
+        logits = lm.forward(collate(batch, pad)).numpy()
+        return [softmax(logits[k, :len(f)]) for k, f in enumerate(batch)]
+
+    return batching.run_sorted(feats, [len(f) for f in feats], run, opts.batch_size, opts.max_tokens)
+
+
+def _tokens(tokenizer, doc: _Doc, scores: np.ndarray) -> list[Token]:
+    """The pipeline's ``gather_pre_entities`` on a stitched document."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    word_aware = bool(backend is not None and getattr(backend.model, "continuing_subword_prefix", None))
+    strings = tokenizer.convert_ids_to_tokens(doc.ids)
+    unk = tokenizer.unk_token_id
+    text = doc.text
+    out = []
+    for j, (tid, (s, e)) in enumerate(zip(doc.ids, doc.offsets)):
+        if doc.special[j]:
+            continue
+        if tid == unk:
+            sub = False
+        elif word_aware:
+            sub = len(strings[j]) != e - s
+        else:
+            sub = s > 0 and " " not in text[s - 1:s + 1]
+        out.append(Token(doc.n_prefix + j, s, e, sub, scores[j]))
+    return out
+
+
+# ---------------------------------------------------------------- public API
+
+def check_aggregation(aggregation: str) -> str:
+    """The aggregation name, lowercased.
+
+    Raises:
+        InputError: not one of :data:`AGGREGATIONS`.
+    """
+    agg = str(aggregation).lower()
+    if agg not in AGGREGATIONS:
+        raise InputError(f"unknown aggregation strategy '{aggregation}'", f"use one of {', '.join(AGGREGATIONS)}")
+    return agg
+
+
+def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = None,
+        ignore_labels: Iterable[str] | None = ("O",), opts: StreamOptions | None = None) -> list[dict]:
+    """Find entities in texts.
+
+    Args:
+        lm: a :class:`~bertcli.loading.LoadedModel` loaded for task ``ner``; its
+            ``forward`` gives ``(batch, seq_len, num_labels)`` logits.
+        texts: the texts; any length (long ones are windowed, never truncated).
+        aggregation: ``none``, ``simple``, ``first``, ``average`` or ``max`` (the
+            pipeline's ``aggregation_strategy``; see the module docstring).
+        stride: overlap in tokens between consecutive windows of a long text; default
+            ``max_length // 4``.
+        ignore_labels: labels/entity groups left out (None: ``("O",)``, as the pipeline).
+        opts: batching knobs; all windows of all texts are batched together by length.
+
+    Returns:
+        Per text, in order: ``{"entities": [...], "truncated": False}``. Entities: for
+        ``none`` ``{entity, score, index, word, start, end}``, otherwise
+        ``{entity_group, score, word, start, end}``; ``score`` a float probability,
+        ``start``/``end`` character offsets with ``word == text[start:end]``, sorted and
+        non-overlapping.
+
+    Raises:
+        InputError: unknown ``aggregation``; ``stride`` out of range (see :func:`resolve_stride`).
+        ModelError: the model's ``max_length`` leaves no room for text.
+    """
+    agg = check_aggregation(aggregation)
+    stride = resolve_stride(lm, stride)
+    ignore = ("O",) if ignore_labels is None else tuple(ignore_labels)
+    labels = label_names(lm.config)
+    texts = list(texts)
+    if not texts:  # transformers' tokenizers reject an empty batch
+        return []
+    docs, feats = encode(lm, texts, stride)
+    scores = token_scores(lm, feats, opts) if feats else []
+    per_doc: list[list[np.ndarray]] = [[] for _ in docs]
+    for f, sc in zip(feats, scores):
+        pre = f.extra["prefix"]
+        per_doc[f.extra["doc"]].append(sc[pre:pre + f.extra["content"]])
+    results = []
+    for doc, wins in zip(docs, per_doc):
+        if not doc.ids:
+            results.append({"entities": [], "truncated": False})
+            continue
+        stitched = stitch_windows(len(doc.ids), doc.window_starts, doc.span, wins)
+        toks = _tokens(lm.tokenizer, doc, stitched)
+        results.append({"entities": decode_entities(doc.text, toks, labels, agg, ignore), "truncated": False})
+    return results
+
+
+def stream(lm, records: Iterable[Record], aggregation: str = "simple", stride: int | None = None,
+           opts: StreamOptions | None = None, ignore_labels: Iterable[str] | None = ("O",)
+           ) -> Iterator[tuple[Record, dict | None]]:
+    """Run :func:`ner` over a record stream; yields ``(record, result)`` in input order
+    (records with ``error`` set get ``None``; see :func:`bertcli.tasks.base.stream_records`).
+
+    Raises:
+        InputError: as :func:`ner`, before any record is read.
+    """
+    opts = opts or StreamOptions()
+    agg = check_aggregation(aggregation)
+    stride = resolve_stride(lm, stride)  # fail before reading input
+
+    def window(recs: list[Record]) -> list[dict]:
+        return ner(lm, [r.text for r in recs], agg, stride, ignore_labels, opts)
+
+    return stream_records(records, window, opts)
