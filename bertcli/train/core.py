@@ -1,0 +1,614 @@
+"""Fine-tuning (classify, NER) and pre-training (MLM, NSP) on top of transformers' ``Trainer``.
+
+Each ``train_*`` function reads the data, builds the model, runs ``Trainer`` and writes
+a self-contained model folder that :func:`bertcli.loading.load_model` loads. A CLI
+wrapper only parses options into :class:`TrainOptions` and the reader keywords.
+
+The output folder::
+
+    config.json            architecture, id2label/label2id, problem_type
+    model.safetensors      weights (never pickle); a LoRA run without merge writes
+                           adapter_config.json + adapter_model.safetensors instead
+    tokenizer files
+    training_args.json     the options, data summary, base model, device, world size
+    metrics.json           per-epoch train loss and eval metrics, every evaluation, best
+    README.md              model card (base, data, metrics, command line)
+    checkpoints/           only while training (or with keep_checkpoints)
+
+Checkpoints are Trainer's own (weights, optimizer, scheduler, RNG states, trainer state
+with the data position). A checkpoint counts as complete only once
+``bertcli_complete.json`` is in it; that file is written last, atomically (temp file +
+``os.replace``), after every process has finished writing. ``resume=True`` picks the
+newest complete checkpoint and deletes any incomplete one, so a checkpoint half-written
+by a killed run is never loaded.
+
+Progress goes through an optional ``progress(event: dict)`` callback, called on the
+main process only; events have an ``"event"`` key: ``train_begin``, ``log`` (step,
+max_steps, epoch, loss, learning_rate), ``eval`` (step, epoch, metrics), ``epoch_end``
+(epoch, train_loss), ``checkpoint`` (path), ``warning`` (message), ``train_end``,
+``saved`` (path). This module never prints and imports neither click nor rich.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import BertcliError, DataError, ModelError
+
+ProgressFn = Callable[[dict], None]
+COMPLETE_MARKER = "bertcli_complete.json"
+#: files a training run writes into its output folder (what ``overwrite`` replaces).
+ARTIFACTS = ("config.json", "model.safetensors", "model.safetensors.index.json", "adapter_config.json",
+             "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+             "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "training_args.json", "metrics.json",
+             "README.md", "generation_config.json", "sentencepiece.bpe.model", "spiece.model")
+
+
+class TrainError(BertcliError):
+    """Training cannot start or had to stop (output folder in use, loss became NaN...)."""
+
+
+@dataclass
+class TrainOptions:
+    """Options shared by every ``train_*`` function (the CLI's ``--option`` names).
+
+    Attributes:
+        epochs: passes over the training data (fractions allowed).
+        max_steps: optimizer steps; overrides ``epochs`` when > 0.
+        learning_rate: peak AdamW learning rate (BERT fine-tuning: 2e-5..5e-5, appendix A.3).
+        batch_size: examples per device per step; ``eval_batch_size`` defaults to it.
+        grad_accum: micro-batches per optimizer step.
+        warmup: linear warm-up: a fraction of all steps when < 1, else a step count.
+        weight_decay: AdamW decoupled weight decay (not applied to biases/LayerNorm,
+            as in transformers' Trainer).
+        max_length: tokens per example, capped by the model's position table.
+        seed: model head initialisation, data order, dropout and MLM masks all follow it:
+            the same seed on the same device gives the same metrics.
+        device, dtype: as :func:`bertcli.device.resolve`; bfloat16/float16 train with
+            mixed precision (autocast), the weights stay float32.
+        eval_steps: evaluate (and checkpoint) every N optimizer steps; None: each epoch.
+        logging_steps: report the training loss every N steps.
+        patience: early stopping after N evaluations without improvement of ``metric``.
+        metric: the model-selection metric (without ``eval_``): default ``accuracy``
+            (classify; ``micro_f1`` multi-label), ``f1`` (ner), ``mlm_loss`` (mlm). The best
+            checkpoint by it is the one saved. Names with ``loss``/``perplexity`` are minimised.
+        group_by_length: batches of similar lengths (less padding; order still seeded).
+        freeze_encoder: train only the head (and the pooler of sequence classifiers,
+            which a bare encoder may not have trained).
+        lora: LoRA rank; adapters on the attention query/key/value/output projections,
+            the head in ``modules_to_save``. ``lora_alpha`` defaults to ``2 * lora``.
+        merge: with ``lora``, write plain merged weights instead of an adapter folder.
+        resume: continue from the newest complete checkpoint in ``output/checkpoints``.
+        overwrite: replace a previous run's files in a non-empty output folder.
+        keep_checkpoints: keep ``output/checkpoints`` after a successful run.
+        save_total_limit: checkpoints kept while training (the best one is always kept).
+        max_train_samples, max_eval_samples: seeded random subsets (quick runs).
+        command: the command line to record in the model card.
+    """
+
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    grad_accum: int = 1
+    warmup: float = 0.0
+    weight_decay: float = 0.01
+    max_length: int = 128
+    seed: int = 42
+    device: str = "auto"
+    dtype: str = "auto"
+    eval_steps: int | None = None
+    logging_steps: int = 50
+    patience: int | None = None
+    metric: str | None = None
+    group_by_length: bool = True
+    freeze_encoder: bool = False
+    lora: int | None = None
+    lora_alpha: float | None = None
+    lora_dropout: float = 0.1
+    merge: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    keep_checkpoints: bool = False
+    save_total_limit: int = 2
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    command: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        output_dir: the model folder.
+        metrics: evaluation metrics of the saved (best) model, without the ``eval_``
+            prefix; empty without eval data.
+        history: one dict per finished epoch: ``epoch``, ``step``, ``train_loss`` and the
+            epoch's evaluation metrics when evaluating per epoch.
+        evaluations: every evaluation (``step``, ``epoch``, metrics).
+        best_step: the optimizer step of the saved checkpoint (None without eval).
+        stopped_early: early stopping ended the run.
+        global_step: optimizer steps done in total (including before a resume).
+        labels: id2label order.
+        warnings: data and run notices (repaired tags, skipped rows, ...).
+    """
+
+    output_dir: Path
+    metrics: dict
+    history: list[dict]
+    evaluations: list[dict]
+    best_step: int | None
+    stopped_early: bool
+    global_step: int
+    labels: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: the trained (best) torch module as saved (peft-wrapped for an unmerged LoRA run).
+    model: object = field(default=None, repr=False)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _is_main() -> bool:
+    return _rank() == 0
+
+
+def _emit(progress: ProgressFn | None, event: dict) -> None:
+    if progress is not None and _is_main():
+        progress(event)
+
+
+def _subsample(items: list, n: int | None, seed: int) -> list:
+    if not n or n >= len(items):
+        return items
+    idx = sorted(random.Random(seed).sample(range(len(items)), n))
+    return [items[i] for i in idx]
+
+
+def prepare_output(output: str | Path, overwrite: bool, resume: bool) -> Path:
+    """Check (and with ``overwrite`` clear) the output folder before any work.
+
+    Raises:
+        TrainError: the path is a file; the folder is not empty and neither
+            ``overwrite`` nor ``resume`` is set.
+    """
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"output '{out}' is a file, not a folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if resume:
+        return out
+    if entries and not overwrite:
+        raise TrainError(f"output folder '{out}' is not empty ({', '.join(entries[:4])}"
+                         f"{', ...' if len(entries) > 4 else ''})",
+                         "pass --overwrite to replace it, or --resume to continue an interrupted run")
+    if entries and _is_main():
+        # Only what a run writes: a stale adapter_config.json would turn a new full
+        # model into an "adapter"; anything else the user keeps there is left alone.
+        for name in entries:
+            p = out / name
+            if name == "checkpoints" and p.is_dir():
+                shutil.rmtree(p)
+            elif name in ARTIFACTS or (name.startswith("model-") and name.endswith(".safetensors")):
+                p.unlink()
+    return out
+
+
+def _base_dir(model) -> Path:
+    from .. import defaults
+    from ..loading import check_folder
+
+    path = defaults.default_encoder_dir() if model is None or str(model) == "" else Path(os.path.expanduser(str(model)))
+    check_folder(path)
+    if (path / "adapter_config.json").is_file():
+        raise ModelError(f"'{path}' is a LoRA adapter folder; train on top of a full model",
+                         "evaluate it as is, or save a merged copy first (train with --merge)")
+    return path
+
+
+def _load_net(cls_name: str, base: Path, **config_kw):
+    from ..loading import _first_line, quiet_transformers
+
+    quiet_transformers()
+    import transformers
+
+    cls = getattr(transformers, cls_name)
+    try:
+        return cls.from_pretrained(str(base), local_files_only=True, use_safetensors=True, trust_remote_code=False,
+                                   **config_kw)
+    except ValueError as e:
+        msg = _first_line(e)
+        if "Unrecognized configuration class" in msg:
+            raise ModelError(f"'{base}' has no {cls_name} architecture in transformers") from None
+        raise ModelError(f"cannot load '{base}': {msg}") from None
+
+
+def _check_labels(data, known: list[str], what: str) -> None:
+    known_set = set(known)
+    for ex in getattr(data, "examples", None) or []:
+        labs = ex.label if isinstance(ex.label, list) else ([ex.label] if ex.label is not None else [])
+        for lab in labs:
+            if lab not in known_set:
+                raise DataError(f"{data.source}, line {ex.line}: label '{lab}' is not among the {what} labels "
+                                f"({', '.join(known[:10])}{', ...' if len(known) > 10 else ''})",
+                                "every evaluation label must occur in the training data (or in --labels)")
+    for s in getattr(data, "sentences", None) or []:
+        for tag, line in zip(s.tags, s.lines):
+            if tag not in known_set:
+                raise DataError(f"{data.source}, line {line}: tag '{tag}' is not among the {what} tags "
+                                f"({', '.join(known[:12])}{', ...' if len(known) > 12 else ''})",
+                                "every evaluation tag must occur in the training data")
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _checkpoints(ckpt_dir: Path) -> list[Path]:
+    if not ckpt_dir.is_dir():
+        return []
+    out = []
+    for p in ckpt_dir.iterdir():
+        if p.is_dir() and p.name.startswith("checkpoint-") and p.name[11:].isdigit():
+            out.append(p)
+    return sorted(out, key=lambda p: int(p.name[11:]))
+
+
+def last_complete_checkpoint(ckpt_dir: Path, clean: bool = True) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint that has the completion marker; with ``clean`` delete the
+    incomplete ones (left by a run killed while saving). Returns ``(path, notes)``."""
+    notes = []
+    last = None
+    for p in _checkpoints(ckpt_dir):
+        if (p / COMPLETE_MARKER).is_file():
+            last = p
+        else:
+            notes.append(f"incomplete checkpoint '{p}' (no {COMPLETE_MARKER}) ignored and removed")
+            if clean and _is_main():
+                shutil.rmtree(p, ignore_errors=True)
+    return last, notes
+
+
+# ---------------------------------------------------------------- Trainer pieces
+
+def _make_trainer_class():
+    import torch
+    from transformers import Trainer
+
+    class _Trainer(Trainer):
+        """Trainer plus a NaN/inf loss guard and per-epoch training-loss sums."""
+
+        _loss_sum = None
+        _micro_steps = 0
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            # One host sync per micro-batch: cheap next to a BERT forward/backward, and it
+            # stops at the first bad step instead of training on NaN weights.
+            if not bool(torch.isfinite(loss).all()):
+                raise TrainError(
+                    f"the training loss became {float(loss):g} at step {self.state.global_step + 1} "
+                    f"(epoch {self.state.epoch or 0:.2f}); training stopped",
+                    "lower --learning-rate, add --warmup, use --dtype float32, or check the data")
+            self._loss_sum = loss.detach().float() if self._loss_sum is None else self._loss_sum + loss.detach()
+            self._micro_steps += 1
+            return loss
+
+        def take_epoch_loss(self) -> float | None:
+            if self._loss_sum is None:
+                return None
+            total = self._loss_sum.clone()
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(total)
+                total /= torch.distributed.get_world_size()
+            # training_step returns the loss already divided by the accumulation steps,
+            # so the sum over micro-batches / optimizer steps is the mean step loss.
+            steps = max(1, self._micro_steps / max(1, self.args.gradient_accumulation_steps))
+            self._loss_sum, self._micro_steps = None, 0
+            return float(total) / steps
+
+    return _Trainer
+
+
+def _make_reporter(progress: ProgressFn | None, run: dict):
+    from transformers import TrainerCallback
+
+    class _Reporter(TrainerCallback):
+        """Turns Trainer events into ``progress`` events and keeps the metric history."""
+
+        def __init__(self):
+            self.trainer = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            _emit(progress, {"event": "train_begin", "max_steps": state.max_steps, "epochs": args.num_train_epochs,
+                             "train_examples": run["n_train"], "eval_examples": run["n_eval"],
+                             "world_size": args.world_size, "resumed_from": run.get("resumed_from"),
+                             "global_step": state.global_step})
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "loss" in logs:
+                _emit(progress, {"event": "log", "step": state.global_step, "max_steps": state.max_steps,
+                                 "epoch": state.epoch, "loss": logs["loss"],
+                                 "learning_rate": logs.get("learning_rate")})
+
+        def on_epoch_end(self, args, state, control, **kw):
+            loss = self.trainer.take_epoch_loss() if self.trainer is not None else None
+            entry = {"epoch": round(state.epoch or 0, 4), "step": state.global_step, "train_loss": loss}
+            run["history"].append(entry)
+            _emit(progress, {"event": "epoch_end", **entry})
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            m = {k[5:] if k.startswith("eval_") else k: v for k, v in (metrics or {}).items()
+                 if k not in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch")}
+            entry = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), **m}
+            run["evaluations"].append(entry)
+            if run["history"] and run["history"][-1]["step"] == state.global_step:
+                run["history"][-1].update({f"eval_{k}": v for k, v in m.items()})
+            _emit(progress, {"event": "eval", "step": state.global_step, "epoch": state.epoch, "metrics": m})
+
+        def on_save(self, args, state, control, **kw):
+            import torch
+
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.barrier()  # every rank has written its part (RNG states)
+            ck = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and ck.is_dir():
+                _atomic_json(ck / COMPLETE_MARKER, {"step": state.global_step, "history": run["history"],
+                                                    "evaluations": run["evaluations"]})
+                _emit(progress, {"event": "checkpoint", "path": str(ck), "step": state.global_step})
+
+    return _Reporter()
+
+
+@dataclass
+class _Job:
+    """Everything :func:`_fit` needs, prepared by a task function."""
+
+    task: str
+    base: Path
+    output: Path
+    net: object
+    tokenizer: object
+    train_features: list
+    eval_features: list | None
+    collator: object
+    compute_metrics: Callable | None
+    preprocess_logits: Callable | None
+    label_names: list[str]
+    metric: str
+    labels: list[str]
+    data_info: dict
+    warnings: list[str]
+    lora_modules_to_save: list[str] = field(default_factory=list)
+
+
+def _greater_is_better(metric: str) -> bool:
+    return not ("loss" in metric or "perplexity" in metric)
+
+
+def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
+    net = job.net
+    if opts.lora and opts.freeze_encoder:
+        raise TrainError("freeze_encoder and lora are exclusive", "LoRA already keeps the encoder weights fixed")
+    if opts.merge and not opts.lora:
+        raise TrainError("merge needs lora", "merge folds LoRA adapters into the weights")
+    if opts.freeze_encoder:
+        for p in net.base_model.parameters():
+            p.requires_grad = False
+        pooler = getattr(net.base_model, "pooler", None)
+        if pooler is not None and job.task == "classify":
+            for p in pooler.parameters():
+                p.requires_grad = True
+    if opts.lora:
+        if job.task == "mlm":
+            raise TrainError("LoRA is not supported for mlm pre-training", "train the full model")
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise TrainError("lora needs the 'peft' package", "pip install 'bertcli[train]'") from None
+        cfg = LoraConfig(r=int(opts.lora), lora_alpha=opts.lora_alpha or 2 * int(opts.lora),
+                         lora_dropout=opts.lora_dropout,
+                         # attention projections of BERT-family encoders (query/key/value and
+                         # the attention output dense), not the feed-forward denses.
+                         target_modules=r".*\.attention\.(self\.(query|key|value)|output\.dense)$",
+                         modules_to_save=job.lora_modules_to_save)
+        try:
+            job.net = get_peft_model(net, cfg)
+        except ValueError as e:
+            raise ModelError(f"cannot add LoRA adapters to '{job.base}': {str(e).splitlines()[0]}",
+                             "LoRA targets BERT-style attention modules (query/key/value)") from None
+
+
+def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainResult:
+    import torch
+    from transformers import EarlyStoppingCallback, TrainingArguments
+
+    from ..device import resolve
+
+    dev, dt = resolve(opts.device, opts.dtype)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    has_eval = bool(job.eval_features)
+    if opts.patience and not has_eval:
+        raise TrainError("early stopping (patience) needs evaluation data", "pass --eval FILE")
+    _apply_freeze_or_lora(job, opts)
+    ckpt_dir = job.output / "checkpoints"
+    resume_from = None
+    notes: list[str] = []
+    run = {"history": [], "evaluations": [], "n_train": len(job.train_features),
+           "n_eval": len(job.eval_features or [])}
+    if opts.resume:
+        resume_from, notes = last_complete_checkpoint(ckpt_dir)
+        for n in notes:
+            _emit(progress, {"event": "warning", "message": n})
+        if resume_from is None:
+            if (job.output / "metrics.json").is_file():
+                raise TrainError(f"nothing to resume in '{job.output}': the run there has finished",
+                                 "pass --overwrite to train again")
+            _emit(progress, {"event": "warning", "message": f"no complete checkpoint in '{ckpt_dir}'; "
+                                                           "starting from the beginning"})
+        else:
+            saved = json.loads((resume_from / COMPLETE_MARKER).read_text(encoding="utf-8"))
+            run["history"] = saved.get("history", [])
+            run["evaluations"] = saved.get("evaluations", [])
+            run["resumed_from"] = str(resume_from)
+    strategy = "steps" if opts.eval_steps else "epoch"
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=opts.epochs, max_steps=opts.max_steps if opts.max_steps and opts.max_steps > 0 else -1,
+        learning_rate=opts.learning_rate, weight_decay=opts.weight_decay,
+        warmup_steps=int(opts.warmup) if opts.warmup >= 1 else float(opts.warmup),
+        per_device_train_batch_size=opts.batch_size, per_device_eval_batch_size=opts.eval_batch_size or opts.batch_size,
+        gradient_accumulation_steps=opts.grad_accum,
+        eval_strategy=strategy if has_eval else "no", eval_steps=opts.eval_steps,
+        save_strategy=strategy, save_steps=opts.eval_steps or 500,
+        save_total_limit=max(1, opts.save_total_limit),
+        load_best_model_at_end=has_eval, metric_for_best_model=job.metric if has_eval else None,
+        greater_is_better=_greater_is_better(job.metric) if has_eval else None,
+        logging_strategy="steps", logging_steps=max(1, opts.logging_steps), logging_first_step=True,
+        logging_nan_inf_filter=False, report_to="none", disable_tqdm=True,
+        seed=opts.seed, data_seed=opts.seed,
+        use_cpu=dev.type == "cpu", bf16=dt == torch.bfloat16, fp16=dt == torch.float16,
+        train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
+        dataloader_num_workers=0, remove_unused_columns=False, label_names=job.label_names,
+        ddp_backend="gloo" if dev.type == "cpu" and world > 1 else None,
+        ddp_find_unused_parameters=False, restore_callback_states_from_checkpoint=True,
+    )
+    reporter = _make_reporter(progress, run)
+    callbacks = [reporter]
+    if opts.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=opts.patience))
+    Trainer = _make_trainer_class()
+    trainer = Trainer(model=job.net, args=args, data_collator=job.collator, train_dataset=job.train_features,
+                      eval_dataset=job.eval_features if has_eval else None, processing_class=job.tokenizer,
+                      compute_metrics=job.compute_metrics, preprocess_logits_for_metrics=job.preprocess_logits,
+                      callbacks=callbacks)
+    reporter.trainer = trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    # The core never prints: progress goes through the reporter only.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if _is_main():
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    state = trainer.state
+    best_step = getattr(state, "best_global_step", None) if has_eval else None
+    metrics: dict = {}
+    if has_eval:
+        picked = [e for e in run["evaluations"] if e["step"] == best_step]
+        if picked:
+            metrics = {k: v for k, v in picked[-1].items() if k not in ("step", "epoch")}
+        else:
+            metrics = {k[5:] if k.startswith("eval_") else k: v for k, v in trainer.evaluate().items()}
+    stopped_early = bool(opts.patience) and state.global_step < state.max_steps
+    result = TrainResult(job.output, metrics, run["history"], run["evaluations"], best_step, stopped_early,
+                         state.global_step, job.labels, job.warnings + notes, trainer.model)
+    if trainer.is_world_process_zero():
+        _save(job, trainer.model, opts, result, dev, dt, world)
+        _emit(progress, {"event": "saved", "path": str(job.output)})
+        if not opts.keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    _emit(progress, {"event": "train_end", "global_step": state.global_step, "best_step": best_step})
+    return result
+
+
+def _save(job: _Job, net, opts: TrainOptions, result: TrainResult, dev, dt, world: int) -> None:
+    from .. import defaults
+
+    out = job.output
+    out.mkdir(parents=True, exist_ok=True)
+    for p in out.glob("*.safetensors"):
+        p.unlink()  # a resumed run must not leave a stale weights file next to the new one
+    is_peft = hasattr(net, "peft_config")
+    if is_peft and opts.merge:
+        net = net.merge_and_unload()
+        is_peft = False
+    if is_peft:
+        net.save_pretrained(str(out))
+        inner = net.get_base_model()
+        # config.json names the task architecture (it still says BertModel when the
+        # base was a bare encoder), so the folder reads as a classifier/tagger.
+        inner.config.architectures = [type(inner).__name__]
+        inner.config.save_pretrained(str(out))
+        acfg_path = out / "adapter_config.json"
+        acfg = json.loads(acfg_path.read_text(encoding="utf-8"))
+        base = job.base.resolve()
+        try:
+            packaged = defaults.default_encoder_dir().resolve()
+        except BertcliError:
+            packaged = None
+        # The packaged encoder is named by its alias so the adapter works on any machine
+        # that has the package; any other base is recorded as an absolute path.
+        acfg["base_model_name_or_path"] = defaults.ENCODER_PACKAGE if base == packaged else str(base)
+        _atomic_json(acfg_path, acfg)
+    else:
+        net.save_pretrained(str(out), safe_serialization=True)
+    job.tokenizer.save_pretrained(str(out))
+    args = {"task": job.task, "base_model": str(job.base), "options": asdict(opts), "data": job.data_info,
+            "device": str(dev), "dtype": str(dt).replace("torch.", ""), "world_size": world,
+            "labels": job.labels, "adapter": bool(is_peft)}
+    _atomic_json(out / "training_args.json", args)
+    _atomic_json(out / "metrics.json", {"task": job.task, "metric_for_best_model": job.metric,
+                                        "best_step": result.best_step, "best": result.metrics,
+                                        "epochs": result.history, "evaluations": result.evaluations,
+                                        "global_step": result.global_step, "stopped_early": result.stopped_early})
+    (out / "README.md").write_text(_model_card(job, opts, result, is_peft), encoding="utf-8")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def _model_card(job: _Job, opts: TrainOptions, result: TrainResult, is_peft: bool) -> str:
+    lines = [f"# {job.output.name}", "",
+             f"A `{job.task}` model trained with bertcli (transformers `Trainer`).", "",
+             "## Base model", "", f"- `{job.base}`" + (" (LoRA adapter; the base is loaded first)" if is_peft else ""),
+             "", "## Data", ""]
+    for k, v in job.data_info.items():
+        lines.append(f"- {k}: {v}")
+    if job.labels:
+        shown = ", ".join(job.labels[:30]) + (", ..." if len(job.labels) > 30 else "")
+        lines += ["", f"Labels ({len(job.labels)}): {shown}"]
+    lines += ["", "## Training", "",
+              f"- epochs {opts.epochs}, max_steps {opts.max_steps}, learning rate {opts.learning_rate}, "
+              f"batch size {opts.batch_size} x {opts.grad_accum} accumulation, warmup {opts.warmup}, "
+              f"weight decay {opts.weight_decay}, max_length {opts.max_length}, seed {opts.seed}",
+              f"- steps done: {result.global_step}" + (" (stopped early)" if result.stopped_early else "")]
+    if opts.lora:
+        lines.append(f"- LoRA rank {opts.lora}" + (" (merged into the weights)" if opts.merge else ""))
+    if opts.freeze_encoder:
+        lines.append("- encoder frozen (head only)")
+    if result.metrics:
+        lines += ["", f"## Evaluation (best by `{job.metric}`, step {result.best_step})", "",
+                  "| metric | value |", "|---|---|"]
+        for k, v in result.metrics.items():
+            if isinstance(v, (int, float)):
+                lines.append(f"| {k} | {_fmt(v)} |")
+    if result.history:
+        lines += ["", "## Per epoch", "", "| epoch | step | train loss | eval |", "|---|---|---|---|"]
+        for h in result.history:
+            ev = h.get(f"eval_{job.metric}")
+            lines.append(f"| {_fmt(h['epoch'])} | {h['step']} | {_fmt(h.get('train_loss'))} | "
+                         f"{_fmt(ev) if ev is not None else ''} |")
+    if opts.command:
+        lines += ["", "## Command", "", "```", opts.command, "```"]
+    return "\n".join(lines) + "\n"
