@@ -42,7 +42,9 @@ class TableWriter:
 
     def __init__(self, columns: list[str], rows_of: Callable[[dict], list[list[str]]], precision: int = 4):
         from rich.console import Console
-        self.console = Console(highlight=False, soft_wrap=False)
+        # Cells are user text: "[/x]" or ":smile:" must print as written, not as rich
+        # markup (an unmatched closing tag even raised MarkupError) or emoji codes.
+        self.console = Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
         self.columns, self.rows_of, self.rows, self.count = columns, rows_of, [], 0
         self.precision = precision
 
@@ -143,7 +145,9 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
                 if rec.error is not None:
                     if on_error == "fail":
                         writer.close()
-                        raise InputError(rec.error, line=rec.line, source=source)
+                        # an argument has no line: name its position among the texts instead
+                        where = source if rec.line is not None else f"{source}, text {rec.index + 1}"
+                        raise InputError(rec.error, line=rec.line, source=where)
                     skipped += 1
                     click.echo(json.dumps({"error": rec.error, "line": rec.line, "source": source},
                                           ensure_ascii=False), err=True)

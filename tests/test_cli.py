@@ -1,0 +1,535 @@
+"""The CLI contract: stdout (results only), stderr (messages) and exit codes, asserted separately.
+
+Click >= 8.2's ``CliRunner()`` keeps ``result.stdout`` and ``result.stderr`` apart. Expected
+records are computed with bertcli's Python API on the same tiny checkpoints (whose parity
+with transformers is tested in test_parity.py), rounded as the writer rounds them.
+A few subprocess tests cover what the runner cannot: import cost of --help, a closed
+pipe, and SIGINT.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pickle
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bertcli.cli.main import cli
+from bertcli.io.writers import round_floats
+
+COMMANDS = ["fill-mask", "classify", "sentiment", "nsp"]
+MODEL_FIXTURE = {"fill-mask": "mlm_dir", "classify": "cls_dir", "sentiment": "cls_dir", "nsp": "pretraining_dir"}
+TASK = {"fill-mask": "fill-mask", "classify": "classify", "sentiment": "classify", "nsp": "nsp"}
+# texts with commas, quotes and non-ASCII so that CSV quoting and UTF-8 are exercised
+TEXTS = {
+    "fill-mask": ["The capital of France is [MASK].", 'Café Müller, in [MASK], serves "crème brûlée".',
+                  "[MASK] and [MASK] 😀"],
+    "classify": ["I loved this movie, it was wonderful.", 'The food was "terrible".', "東京 は 日本 の 首都 です"],
+}
+TEXTS["sentiment"] = TEXTS["classify"]
+PAIRS = [("He opened the fridge.", "It was empty."), ("The capital, Paris.", 'She said "no".'),
+         ("Zürich 😀", "東京")]
+
+
+# ---------------------------------------------------------------- helpers
+
+def invoke(args, input=None, env=None):
+    """Run the CLI in-process; an exception other than SystemExit would be a user-facing traceback."""
+    full_env = {"BERTCLI_MODEL": None, "COLUMNS": "200"}
+    full_env.update(env or {})
+    res = CliRunner().invoke(cli, [str(a) for a in args], input=input, env=full_env, prog_name="bertcli")
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
+    assert "Traceback" not in res.stderr
+    return res
+
+
+def jsonl(stdout: str) -> list[dict]:
+    assert stdout == "" or stdout.endswith("\n")
+    lines = stdout.splitlines()
+    assert all(lines), "blank line in JSONL output"
+    return [json.loads(line) for line in lines]
+
+
+def assert_close(got, want, tol=2e-6):
+    """Same structure and keys in the same order; floats within tol (the writer rounds to 1e-6)."""
+    if isinstance(want, float):
+        assert isinstance(got, (float, int)) and not isinstance(got, bool)
+        assert got == pytest.approx(want, abs=tol)
+    elif isinstance(want, dict):
+        assert list(got) == list(want)
+        for k in want:
+            assert_close(got[k], want[k], tol)
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want)
+        for a, b in zip(got, want):
+            assert_close(a, b, tol)
+    else:
+        assert got == want
+
+
+_LM: dict = {}
+
+
+def api_results(cmd, model_dir, texts=None, pairs=None, **kw):
+    """Results of bertcli's Python API for ``cmd`` (no input fields), rounded like the writer."""
+    from bertcli.loading import load_model
+    from bertcli.tasks import classify as cl
+    from bertcli.tasks import fill_mask as fm
+    from bertcli.tasks import nsp as ns
+
+    key = (str(model_dir), TASK[cmd])
+    if key not in _LM:
+        _LM[key] = load_model(model_dir, TASK[cmd], device="cpu")
+    lm = _LM[key]
+    if cmd == "fill-mask":
+        out = fm.fill_mask(lm, texts, top_k=kw.get("top_k", 5))
+    elif cmd == "nsp":
+        out = ns.nsp(lm, [a for a, _ in pairs], [b for _, b in pairs])
+    else:
+        out = cl.classify(lm, texts, [b for _, b in pairs] if pairs else None, top_k=kw.get("top_k", 1))
+        if cmd == "sentiment":
+            names = cl.label_names(lm.config)
+            out = [cl.sentiment_fields(r, names) for r in out]
+            out = [{"sentiment": r.pop("sentiment"), **r} for r in out]
+            # hand check of the normalisation for this model's labels
+            assert all(r["sentiment"] == r["label"].lower() for r in out)
+    return [round_floats(r, 6) for r in out]
+
+
+def expected_records(cmd, model_dir, fields: list[dict]) -> list[dict]:
+    """Output records: each input's fields, then the results beside them."""
+    if cmd == "nsp":
+        res = api_results(cmd, model_dir, pairs=[(f["text"], f["text_pair"]) for f in fields])
+    else:
+        res = api_results(cmd, model_dir, texts=[f["text"] for f in fields])
+    return [{**f, **r} for f, r in zip(fields, res)]
+
+
+def records_of(cmd):
+    if cmd == "nsp":
+        return [{"text": a, "text_pair": b} for a, b in PAIRS]
+    return [{"text": t} for t in TEXTS[cmd]]
+
+
+def args_of(cmd):
+    if cmd == "nsp":
+        return [x for p in PAIRS for x in p]
+    return TEXTS[cmd]
+
+
+@pytest.fixture(params=COMMANDS)
+def cmd(request):
+    return request.param
+
+
+@pytest.fixture
+def model(cmd, request):
+    return request.getfixturevalue(MODEL_FIXTURE[cmd])
+
+
+# ---------------------------------------------------------------- inputs and formats
+
+def test_texts_as_arguments(cmd, model):
+    res = invoke([cmd, *args_of(cmd), "-m", model, "-f", "jsonl"])
+    assert res.exit_code == 0
+    assert res.stderr == ""
+    assert_close(jsonl(res.stdout), expected_records(cmd, model, records_of(cmd)))
+
+
+def _write_input(path: Path, fmt: str, recs: list[dict]) -> list[dict]:
+    """Write ``recs`` (with an ``id``) as ``fmt``; return the fields each output record must echo."""
+    keys = ["id", *recs[0]]
+    rows = [{"id": i, **r} for i, r in enumerate(recs)]
+    if fmt == "text":
+        path.write_text("".join("\t".join(r.values()) + "\n" for r in recs), encoding="utf-8")
+        return recs
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        return rows
+    buf = io.StringIO()
+    if fmt == "csv":
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(keys)
+        w.writerows([[str(r[k]) for k in keys] for r in rows])
+    else:  # tsv: no quoting at all
+        buf.write("\t".join(keys) + "\n" + "".join("\t".join(str(r[k]) for k in keys) + "\n" for r in rows))
+    path.write_bytes(b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8"))  # with a BOM, as GLUE's MRPC
+    return [{k: str(r[k]) for k in keys} for r in rows]
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "csv", "tsv"])
+def test_input_file_formats_keep_fields(cmd, model, tmp_path, fmt):
+    path = tmp_path / f"in.{'txt' if fmt == 'text' else fmt}"
+    echoed = _write_input(path, fmt, records_of(cmd))
+    res = invoke([cmd, "--input", path, "-m", model])  # format by extension; jsonl is the pipe default
+    assert res.exit_code == 0
+    assert res.stderr == ""
+    assert_close(jsonl(res.stdout), expected_records(cmd, model, echoed))
+
+
+def test_stdin_lines_one_output_per_record_in_order(cmd, model):
+    recs = records_of(cmd) * 4  # 12 records, some repeated: order must still hold
+    data = "".join("\t".join(r.values()) + "\n" for r in recs)
+    res = invoke([cmd, "-m", model, "-b", "2", "--window", "5"], input=data.encode("utf-8"))
+    assert res.exit_code == 0
+    assert res.stderr == ""
+    assert_close(jsonl(res.stdout), expected_records(cmd, model, recs))
+
+
+def test_json_array_format(cmd, model):
+    res = invoke([cmd, *args_of(cmd), "-m", model, "-f", "json"])
+    assert res.exit_code == 0 and res.stderr == ""
+    assert res.stdout.startswith("[\n") and res.stdout.endswith("\n]\n")
+    assert_close(json.loads(res.stdout), expected_records(cmd, model, records_of(cmd)))
+    empty = invoke([cmd, "-m", model, "-f", "json"], input=b"")
+    assert (empty.exit_code, empty.stdout, empty.stderr) == (0, "[]\n", "")
+
+
+def _short(text: str, n: int) -> str:
+    """The table's cut of long cells: n - 1 characters and an ellipsis."""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _table_cells(stdout: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in stdout.splitlines() if line.startswith("│")]
+
+
+def test_table_format(cmd, model):
+    res = invoke([cmd, *args_of(cmd), "-m", model, "-f", "table"])
+    assert res.exit_code == 0 and res.stderr == ""
+    exp = expected_records(cmd, model, records_of(cmd))
+    cells = _table_cells(res.stdout)
+    if cmd == "fill-mask":
+        want = [[_short(r["text"], 40) if (m, k) == (0, 0) else "", str(m + 1) if k == 0 else "", p["token_str"],
+                 f"{p['score']:.4f}", _short(p["sequence"], 60)]
+                for r in exp for m, preds in enumerate(r["predictions"]) for k, p in enumerate(preds)]
+    elif cmd == "nsp":
+        want = [[r["text"], r["text_pair"], "yes" if r["is_next"] else "no", f"{r['score']:.4f}"] for r in exp]
+    else:
+        key = "sentiment" if cmd == "sentiment" else "label"
+        want = [[r["text"], r[key], f"{r['score']:.4f}", ""] for r in exp]
+    assert cells == want
+
+
+def test_table_prints_user_text_literally_not_as_rich_markup(cls_dir):
+    # found by this test: '[/x]' raised rich's MarkupError (a traceback), '[bold]' vanished
+    texts = ["[/x] closing tag", "[bold]b[/bold] :smile:"]
+    res = invoke(["classify", *texts, "-m", cls_dir, "-f", "table"])
+    assert res.exit_code == 0 and res.stderr == ""
+    assert [row[0] for row in _table_cells(res.stdout)] == texts
+
+
+def test_classify_pairs_from_arguments_and_jsonl(cls_dir):
+    pairs = PAIRS[:2]
+    want = [{"text": a, "text_pair": b, **r}
+            for (a, b), r in zip(pairs, api_results("classify", cls_dir, [a for a, _ in pairs], pairs, top_k=None))]
+    # --text-pair pairs one second text with every argument
+    res = invoke(["classify", pairs[0][0], "--text-pair", pairs[0][1], "-m", cls_dir, "--top-k", "all"])
+    assert res.exit_code == 0 and res.stderr == ""
+    assert_close(jsonl(res.stdout), want[:1])
+    data = "".join(json.dumps({"text": a, "text_pair": b}) + "\n" for a, b in pairs)
+    res = invoke(["classify", "-m", cls_dir, "--top-k", "all", "--text-pair", "-"], input=data)
+    assert res.exit_code == 0 and res.stderr == ""
+    assert_close(jsonl(res.stdout), want)
+
+
+def test_collision_renames_input_key_to_input_key(cls_dir):
+    rec = {"text": "I loved it", "label": "gold", "score": 3, "id": "a"}
+    res = invoke(["classify", "-m", cls_dir], input=json.dumps(rec) + "\n")
+    assert res.exit_code == 0
+    r = api_results("classify", cls_dir, ["I loved it"])[0]
+    want = {"text": "I loved it", "id": "a", "input_label": "gold", "input_score": 3, **r}
+    assert_close(jsonl(res.stdout), [want])
+    assert res.stderr == ("Warning: input field(s) label, score renamed to input_<name>: "
+                          "the result uses the same key\n")
+    quiet = invoke(["classify", "-m", cls_dir, "-q"], input=json.dumps(rec) + "\n")
+    assert quiet.stderr == "" and quiet.stdout == res.stdout
+
+
+# ---------------------------------------------------------------- bad input records
+
+def _bad_jsonl(cmd, path: Path) -> list[dict]:
+    """5 lines, line 3 malformed; returns the 4 good records' fields."""
+    good = (records_of(cmd) * 2)[:4]
+    lines = [json.dumps(r, ensure_ascii=False) for r in good]
+    lines.insert(2, '{"text": bad')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return good
+
+
+def test_bad_record_fails_after_earlier_results(cmd, model, tmp_path):
+    path = tmp_path / "in.jsonl"
+    good = _bad_jsonl(cmd, path)
+    res = invoke([cmd, "-i", path, "-m", model])
+    assert res.exit_code == 1
+    assert res.stderr == f"Error: {path}, line 3: malformed JSON: Expecting value at column 10\n"
+    assert_close(jsonl(res.stdout), expected_records(cmd, model, good[:2]))
+
+
+def test_bad_record_fails_json_array_still_closed(cls_dir, tmp_path):
+    path = tmp_path / "in.jsonl"
+    good = _bad_jsonl("classify", path)
+    res = invoke(["classify", "-i", path, "-m", cls_dir, "-f", "json"])
+    assert res.exit_code == 1
+    assert res.stderr == f"Error: {path}, line 3: malformed JSON: Expecting value at column 10\n"
+    assert_close(json.loads(res.stdout), expected_records("classify", cls_dir, good[:2]))
+
+
+def test_on_error_skip_reports_json_and_goes_on(cmd, model, tmp_path):
+    path = tmp_path / "in.jsonl"
+    good = _bad_jsonl(cmd, path)
+    res = invoke([cmd, "-i", path, "-m", model, "--on-error", "skip"])
+    assert res.exit_code == 0
+    assert_close(jsonl(res.stdout), expected_records(cmd, model, good))
+    err = res.stderr.splitlines()
+    assert json.loads(err[0]) == {"error": "malformed JSON: Expecting value at column 10", "line": 3,
+                                  "source": str(path)}
+    assert err[1:] == ["Warning: skipped 1 bad record(s) (reported above as JSON on stderr)"]
+
+
+def test_fill_mask_text_without_mask_names_the_line(mlm_dir, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("The capital of France is [MASK].\nno mask here\nA [MASK].\n", encoding="utf-8")
+    res = invoke(["fill-mask", "-i", path, "-m", mlm_dir, "-k", "2"])
+    assert res.exit_code == 1
+    assert res.stderr == f"Error: {path}, line 2: no [MASK] in the text (write the mask exactly as [MASK])\n"
+    first = TEXTS["fill-mask"][0]
+    assert_close(jsonl(res.stdout), [{"text": first, **api_results("fill-mask", mlm_dir, [first], top_k=2)[0]}])
+    # arguments have no line: the message names the text's position
+    res = invoke(["fill-mask", "A [MASK].", "no mask", "-m", mlm_dir])
+    assert res.exit_code == 1
+    assert res.stderr == "Error: arguments, text 2: no [MASK] in the text (write the mask exactly as [MASK])\n"
+    assert len(jsonl(res.stdout)) == 1
+
+
+def test_fill_mask_targets_not_in_vocabulary(mlm_dir):
+    res = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "Paris,zzzqqq"])
+    assert res.exit_code == 1 and res.stdout == ""
+    assert res.stderr == ("Error: target(s) not a single vocabulary token: 'zzzqqq' -> [UNK]; "
+                          "fill-mask predicts one token per mask; choose whole-token targets\n")
+    ok = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "Paris,Berlin"])
+    assert ok.exit_code == 0
+    assert {p["token_str"] for p in jsonl(ok.stdout)[0]["predictions"][0]} == {"Paris", "Berlin"}
+
+
+def test_usage_error_is_exit_2(cls_dir):
+    res = invoke(["classify", "x", "-m", cls_dir, "--format", "xml"])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.splitlines()[-1] == ("Error: Invalid value for '-f' / '--format': "
+                                           "'xml' is not one of 'table', 'jsonl', 'json'.")
+
+
+# ---------------------------------------------------------------- model folder errors
+
+def _one_line_error(res) -> str:
+    assert res.exit_code == 1
+    assert res.stdout == ""
+    assert res.stderr.endswith("\n") and res.stderr.count("\n") == 1, res.stderr
+    assert res.stderr.startswith("Error: ")
+    return res.stderr[:-1]
+
+
+def test_missing_model_folder(tmp_path):
+    missing = tmp_path / "nope"
+    msg = _one_line_error(invoke(["classify", "x", "-m", missing]))
+    assert msg == f"Error: model folder '{missing}' does not exist; pass --model DIR with a local Hugging Face model folder"
+
+
+def test_folder_without_config(cls_dir, tmp_path):
+    for f in cls_dir.iterdir():
+        if f.name != "config.json":
+            shutil.copy(f, tmp_path / f.name)
+    msg = _one_line_error(invoke(["classify", "x", "-m", tmp_path]))
+    assert msg == (f"Error: model folder '{tmp_path}' has no config.json; a model folder needs config.json, "
+                   "*.safetensors weights and tokenizer files")
+
+
+class _Trap:
+    """Unpickling this creates the directory ``path`` (any unpickling runs such code)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_pickle_only_weights_are_refused_and_never_unpickled(cls_dir, tmp_path):
+    # sanity: the trap really fires when unpickled
+    probe = tmp_path / "probe-fired"
+    pickle.loads(pickle.dumps(_Trap(probe)))
+    assert probe.is_dir()
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for f in cls_dir.iterdir():
+        if not f.name.endswith(".safetensors"):
+            shutil.copy(f, folder / f.name)
+    fired = tmp_path / "unpickled"
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Trap(fired)))
+    for backend in ("native", "transformers"):
+        msg = _one_line_error(invoke(["classify", "x", "-m", folder], env={"BERTCLI_BACKEND": backend}))
+        assert msg.startswith(f"Error: model folder '{folder}' has only pickle weights (pytorch_model.bin); "
+                              "bertcli loads safetensors only, because unpickling can run arbitrary code; "
+                              "on a machine where you trust the file, convert it: ")
+        assert not fired.exists(), "the pickle file was unpickled"
+
+
+@pytest.mark.parametrize("backend", ["native", "transformers"])
+def test_bare_encoder_for_fill_mask_names_head_and_train_command(encoder_dir, backend):
+    msg = _one_line_error(invoke(["fill-mask", "A [MASK].", "-m", encoder_dir], env={"BERTCLI_BACKEND": backend}))
+    assert msg.startswith(f"Error: '{encoder_dir}' has no masked-LM head (missing weights: cls.predictions.")
+    assert msg.endswith("; it is probably a bare encoder; add and train the head with 'bertcli train mlm'")
+
+
+def test_config_with_auto_map_is_refused(cls_dir, tmp_path):
+    for f in cls_dir.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModelForSequenceClassification": "evil.EvilModel"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    msg = _one_line_error(invoke(["classify", "x", "-m", tmp_path]))
+    assert msg == (f"Error: {tmp_path / 'config.json'} asks for custom code (auto_map); bertcli never runs code "
+                   "from a model folder; use a checkpoint of a built-in transformers architecture")
+
+
+def test_device_cuda_without_gpu_hints_cpu(cls_dir):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    msg = _one_line_error(invoke(["classify", "x", "-m", cls_dir, "--device", "cuda"]))
+    assert msg == ("Error: device 'cuda' is not available: this torch build or machine has no CUDA GPU; "
+                   "try --device cpu")
+
+
+def test_float16_on_cpu_refused(cls_dir):
+    msg = _one_line_error(invoke(["classify", "x", "-m", cls_dir, "--device", "cpu", "--dtype", "float16"]))
+    assert msg == "Error: float16 is not supported on CPU; use --dtype bfloat16 or float32 on CPU"
+
+
+def test_classify_has_no_default_model(cls_dir):
+    msg = _one_line_error(invoke(["classify", "x"]))
+    assert msg == ("Error: classify has no default model (a generic classifier has no meaningful labels); "
+                   "pass --model DIR, use 'bertcli sentiment', or train one with 'bertcli train classify'")
+    # BERTCLI_MODEL is the documented alternative to --model
+    res = invoke(["classify", "I loved it"], env={"BERTCLI_MODEL": str(cls_dir)})
+    assert res.exit_code == 0
+    assert_close(jsonl(res.stdout), [{"text": "I loved it", **api_results("classify", cls_dir, ["I loved it"])[0]}])
+
+
+def test_sentiment_with_model_uses_it(cls_dir):
+    res = invoke(["sentiment", "I loved it", "-m", cls_dir, "--top-k", "all"])
+    assert res.exit_code == 0 and res.stderr == ""
+    (rec,) = jsonl(res.stdout)
+    assert list(rec) == ["text", "sentiment", "label", "score", "labels", "truncated"]
+    assert [(d["label"], d["sentiment"]) for d in rec["labels"]] == [
+        (d["label"], d["label"].lower()) for d in rec["labels"]]
+    assert {d["label"] for d in rec["labels"]} == {"NEGATIVE", "POSITIVE"}
+
+
+# ---------------------------------------------------------------- help
+
+def _all_commands():
+    import click
+    return cli.list_commands(click.Context(cli))
+
+
+def test_every_help_exits_0_with_examples():
+    names = _all_commands()
+    assert set(COMMANDS) <= set(names)
+    for args in [["--help"]] + [[c, "--help"] for c in names]:
+        res = invoke(args)
+        assert res.exit_code == 0, args
+        assert res.stderr == ""
+        assert "Examples:" in res.stdout, args
+        assert res.stdout.startswith("Usage: bertcli "), args
+
+
+_HELP_PROBE = r"""
+import contextlib, io, json, sys
+import click
+from bertcli.cli.main import cli
+heavy = lambda: sorted(m for m in ("torch", "transformers") if m in sys.modules)
+out = {}
+for args in [["--help"]] + [[c, "--help"] for c in cli.list_commands(click.Context(cli))]:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        try:
+            cli.main(args=args, prog_name="bertcli")
+        except SystemExit as e:
+            code = e.code
+    out[" ".join(args)] = [code, "Examples:" in buf.getvalue(), heavy()]
+print(json.dumps(out))
+"""
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "BERTCLI_MODEL")}
+    env["COLUMNS"] = "200"
+    return env
+
+
+def test_help_imports_neither_torch_nor_transformers():
+    proc = subprocess.run([sys.executable, "-c", _HELP_PROBE], capture_output=True, text=True, env=_env(),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert set(got) >= {"--help"} | {f"{c} --help" for c in COMMANDS}
+    assert got == {k: [0, True, []] for k in got}
+
+
+# ---------------------------------------------------------------- pipes and signals
+
+def test_closed_pipe_ends_quietly(mlm_dir, tmp_path):
+    big = tmp_path / "big.txt"
+    # ~1500 results of ~190 bytes: far more than a pipe holds once `head` has gone
+    big.write_text("".join(f"line {i} of the [MASK] text\n" for i in range(1500)), encoding="utf-8")
+    cmd = (f"{shlex.quote(sys.executable)} -m bertcli fill-mask -m {shlex.quote(str(mlm_dir))} -k 1 "
+           f"--window 64 --input {shlex.quote(str(big))} 2>{shlex.quote(str(tmp_path / 'err'))} | head -n 1; "
+           "echo \"rc=${PIPESTATUS[0]}\"")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=_env(), timeout=120)
+    first, status = proc.stdout.splitlines()
+    text = "line 0 of the [MASK] text"
+    assert_close(json.loads(first), {"text": text, **api_results("fill-mask", mlm_dir, [text], top_k=1)[0]})
+    assert status in ("rc=0", "rc=141")  # 141: killed by SIGPIPE, like any Unix filter
+    assert (tmp_path / "err").read_text() == ""
+
+
+def test_sigint_leaves_whole_lines_and_exit_130(cls_dir, tmp_path):
+    n = 20_000
+    src = tmp_path / "many.txt"
+    src.write_text("".join(f"review {i}: the food was terrible\n" for i in range(n)), encoding="utf-8")
+    with open(src, "rb") as stdin, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bertcli", "classify", "-m", str(cls_dir), "-b", "1",
+                                 "--window", "8", "-f", "jsonl"],
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=_env())
+        try:
+            first = proc.stdout.readline()  # block-buffered stdout: this arrives mid-run
+            proc.send_signal(signal.SIGINT)
+            out = first + proc.stdout.read()
+            rc = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err.seek(0)
+        stderr = err.read().decode()
+    assert rc == 130
+    assert stderr == "Interrupted: output holds whole records only.\n"
+    text = out.decode("utf-8")
+    assert text.endswith("\n")
+    lines = text.splitlines()
+    assert 1 <= len(lines) < n
+    want = expected_records("classify", cls_dir, [{"text": f"review {i}: the food was terrible"}
+                                                  for i in range(len(lines))])
+    assert_close([json.loads(line) for line in lines], want)
