@@ -46,13 +46,17 @@ class FastTokenizer:
     @classmethod
     def from_folder(cls, path: Path) -> "FastTokenizer | None":
         """Load from ``path/tokenizer.json`` (+ ``tokenizer_config.json``, ``special_tokens_map.json``);
-        None when there is no ``tokenizer.json``."""
+        None when there is no ``tokenizer.json`` or it has no post-processor (special-token template)."""
         from tokenizers import Tokenizer
 
         tj = path / "tokenizer.json"
         if not tj.is_file():
             return None
         backend = Tokenizer.from_file(str(tj))
+        if backend.post_processor is None:
+            # No [CLS]/[SEP] template in the file: transformers' tokenizer classes rebuild
+            # one from the class defaults; leave such folders to them.
+            return None
         conf: dict = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):
             f = path / name

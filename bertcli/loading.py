@@ -372,11 +372,11 @@ def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
             raise ModelError(f"the native backend does not support model_type '{cfg.get('model_type')}'",
                              "unset BERTCLI_BACKEND to use transformers")
         return None
+    # The tokenizers-only tokenizer needs a complete tokenizer.json; otherwise take
+    # transformers' (its import costs start-up time, not correctness).
     tokenizer = FastTokenizer.from_folder(path)
     if tokenizer is None:
-        if required:
-            raise ModelError(f"the native backend needs tokenizer.json in '{path}'")
-        return None
+        tokenizer = load_tokenizer(path, cfg)
     vocab = cfg.get("vocab_size")
     if vocab is not None and len(tokenizer) > vocab:
         raise ModelError(f"the tokenizer in '{path}' has {len(tokenizer)} tokens but the model's vocab_size is {vocab}",

@@ -34,24 +34,47 @@ CORPUS = [
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def build_tokenizer(folder: Path, lowercase: bool = False, vocab_size: int = 600):
-    """Train a WordPiece vocab on :data:`CORPUS` and save a BertTokenizerFast into ``folder``."""
+SUFFIXES = ["s", "es", "ed", "ing", "er", "ly", "tion", "ness", "able", "ful", "ie", "ive", "ment", "al"]
+
+
+def wordpiece_vocab(lowercase: bool = False) -> list[str]:
+    """A deterministic WordPiece vocabulary for :data:`CORPUS`.
+
+    Special tokens; every character alone and as a ``##`` continuation; common English
+    suffixes as ``##`` pieces; and the corpus words seen twice or of at most 7 characters
+    (sorted). Longer rare words split into pieces (``unbelievable`` -> ``un ##b ##e ...``), as rare words do
+    in real BERT vocabularies. (The ``tokenizers`` WordPiece trainer breaks ties in
+    hash order, so its vocabulary changes from run to run.)
+    """
+    import re
+    import unicodedata
+    from collections import Counter
+
+    text = " ".join(CORPUS)
+    if lowercase:
+        text = "".join(c for c in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(c) != "Mn")
+    words = re.findall(r"\w+|[^\w\s]", text)
+    counts = Counter(words)
+    chars = sorted({c for w in words for c in w})
+    vocab = list(SPECIALS) + chars + ["##" + c for c in chars] + ["##" + s for s in SUFFIXES]
+    vocab += sorted(w for w, n in counts.items() if len(w) > 1 and (n >= 2 or len(w) <= 7))
+    vocab += ["un", "in", "pre", "inter"]
+    return list(dict.fromkeys(vocab))
+
+
+def build_tokenizer(folder: Path, lowercase: bool = False):
+    """Write a deterministic WordPiece vocab and a fast BERT tokenizer into ``folder``."""
     import json
 
     from tokenizers import BertWordPieceTokenizer
     from transformers import AutoTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    wp = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=False if not lowercase else None)
-    wp.train_from_iterator(CORPUS * 3, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIALS,
-                           limit_alphabet=500, wordpieces_prefix="##")
-    # Real checkpoints' tokenizer.json carries the [CLS] A [SEP] B [SEP] template; the
-    # trainer only sets it when the special tokens exist beforehand, so set it here.
-    from tokenizers.processors import BertProcessing
-    wp.post_processor = BertProcessing(("[SEP]", wp.token_to_id("[SEP]")), ("[CLS]", wp.token_to_id("[CLS]")))
+    (folder / "vocab.txt").write_text("\n".join(wordpiece_vocab(lowercase)) + "\n", encoding="utf-8")
+    wp = BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=lowercase,
+                                strip_accents=False if not lowercase else None)
     # tokenizer.json + a tokenizer_config.json naming the BERT class: loads the same way
     # in transformers 4.x and 5.x (their slow/fast constructors differ).
-    wp.save_model(str(folder))
     wp.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "BertTokenizer", "do_lower_case": lowercase, "model_max_length": 128,

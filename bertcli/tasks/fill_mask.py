@@ -55,6 +55,10 @@ def target_ids(tokenizer, targets: list[str] | None) -> list[int] | None:
 
 
 def _clean_piece(tokenizer, token_id: int) -> str:
+    """The text a predicted token puts in place of the mask: no ``##``, and nothing for a
+    special token (the pipeline's ``skip_special_tokens`` decode drops those too)."""
+    if token_id in set(tokenizer.all_special_ids):
+        return ""
     piece = tokenizer.convert_ids_to_tokens(token_id)
     if piece.startswith("##"):
         return piece[2:]
