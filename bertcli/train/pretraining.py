@@ -1,8 +1,10 @@
 """Masked-LM and next-sentence-prediction examples (BERT paper, section 3.1 and appendix A.1).
 
 * :func:`make_instances` packs each document's sentences into sequences of up to
-  ``max_length`` tokens, as Google's ``create_pretraining_data.py`` does: whole
-  sentences are accumulated into a chunk; with NSP the chunk is split at a random
+  ``max_length`` tokens. Without NSP: whole sentences while they fit, nothing dropped
+  (RoBERTa's FULL-SENTENCES within a document). With NSP, as Google's
+  ``create_pretraining_data.py`` does: whole sentences are accumulated into a chunk
+  of a target length (shorter with ``short_seq_prob``), the chunk is split at a random
   sentence boundary into A and B, and half of the time B is replaced by sentences from
   a random *other* document (label 1 = "random", 0 = "B follows A", the order of
   ``BertForPreTraining``'s ``next_sentence_label``); the unused tail goes back to the
@@ -30,8 +32,8 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
         max_length: tokens per instance including ``[CLS]``/``[SEP]``.
         nsp: make sentence pairs with ``next_sentence_label``.
         seed: the instances depend only on it (``random.Random(seed)``).
-        short_seq_prob: probability of a shorter target length (BERT uses 0.1 so that
-            fine-tuning on short sequences is not out of distribution).
+        short_seq_prob: NSP only: probability of a shorter target length (BERT uses 0.1
+            so that fine-tuning on short sequences is not out of distribution).
 
     Returns:
         Dicts with ``input_ids``, ``attention_mask``, ``token_type_ids`` (and
@@ -51,6 +53,11 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     budget = max_length - (3 if nsp else 2)
     out: list[dict] = []
+    if not nsp:
+        for doc in tok_docs:
+            _pack_mlm(doc, budget, out, cls_id, sep_id)
+        rng.shuffle(out)
+        return out
     for di, doc in enumerate(tok_docs):
         i = 0
         chunk: list[list[int]] = []
@@ -59,20 +66,42 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
         while i < len(doc):
             chunk.append(doc[i])
             length += len(doc[i])
-            if i == len(doc) - 1 or length >= target:
+            # Unlike BERT, a chunk grows to two sentences whenever the document has
+            # them: a one-sentence chunk would force a "random" B and tilt the labels
+            # away from 50/50 when sentences are long relative to the target.
+            if i == len(doc) - 1 or (length >= target and len(chunk) >= 2):
                 if chunk:
-                    if nsp:
-                        i = _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id)
-                    else:
-                        a = [t for s in chunk for t in s][:budget]
-                        ids = [cls_id] + a + [sep_id]
-                        out.append({"input_ids": ids, "attention_mask": [1] * len(ids),
-                                    "token_type_ids": [0] * len(ids)})
+                    i = _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id)
                 chunk, length = [], 0
                 target = budget if rng.random() >= short_seq_prob else rng.randint(2, budget)
             i += 1
     rng.shuffle(out)
     return out
+
+
+def _pack_mlm(doc, budget, out, cls_id, sep_id) -> None:
+    # Whole sentences per sequence while they fit (a sentence longer than the budget is
+    # cut into pieces), so no token of the document is lost.
+    cur: list[int] = []
+
+    def emit():
+        if cur:
+            ids = [cls_id] + cur + [sep_id]
+            out.append({"input_ids": ids, "attention_mask": [1] * len(ids), "token_type_ids": [0] * len(ids)})
+
+    for sent in doc:
+        if cur and len(cur) + len(sent) > budget:
+            emit()
+            cur = []
+        while len(sent) > budget:
+            if cur:
+                emit()
+                cur = []
+            cur = sent[:budget]
+            emit()
+            cur, sent = [], sent[budget:]
+        cur = cur + sent
+    emit()
 
 
 def _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id) -> int:
