@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shlex
 import shutil
 import signal
@@ -314,10 +315,16 @@ def test_fill_mask_text_without_mask_names_the_line(mlm_dir, tmp_path):
 
 
 def test_fill_mask_targets_not_in_vocabulary(mlm_dir):
-    res = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "Paris,zzzqqq"])
+    # 'Ωζ' has characters the tiny vocabulary lacks: one [UNK]
+    res = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "Paris,Ωζ"])
     assert res.exit_code == 1 and res.stdout == ""
-    assert res.stderr == ("Error: target(s) not a single vocabulary token: 'zzzqqq' -> [UNK]; "
+    assert res.stderr == ("Error: target(s) not a single vocabulary token: 'Ωζ' -> [UNK]; "
                           "fill-mask predicts one token per mask; choose whole-token targets\n")
+    # a word that is several pieces is refused too, naming its pieces
+    res = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "unbelievable"])
+    assert res.exit_code == 1 and res.stdout == ""
+    assert re.fullmatch(r"Error: target\(s\) not a single vocabulary token: 'unbelievable' -> \S+( ##\S+)+; "
+                        r"fill-mask predicts one token per mask; choose whole-token targets\n", res.stderr)
     ok = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "Paris,Berlin"])
     assert ok.exit_code == 0
     assert {p["token_str"] for p in jsonl(ok.stdout)[0]["predictions"][0]} == {"Paris", "Berlin"}
