@@ -12,13 +12,18 @@ _bertcli() {
             ":classify") path="classify" ;;
             ":sentiment") path="sentiment" ;;
             ":ner") path="ner" ;;
+            ":train") path="train" ;;
+            ":evaluate") path="evaluate" ;;
+            "train:classify") path="train classify" ;;
+            "train:mlm") path="train mlm" ;;
+            "train:ner") path="train ner" ;;
         esac
     done
     case "$path" in
         "")
             case "$prev" in
             esac
-            COMPREPLY=($(compgen -W "-V --version --help fill-mask nsp classify sentiment ner" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-V --version --help fill-mask nsp classify sentiment ner train evaluate" -- "$cur")) ;;
         "fill-mask")
             case "$prev" in
                 -k|--top-k) return ;;
@@ -107,6 +112,138 @@ _bertcli() {
                 --precision) return ;;
             esac
             COMPREPLY=($(compgen -W "-a --aggregation --stride -m --model --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+        "train")
+            case "$prev" in
+            esac
+            COMPREPLY=($(compgen -W "--help classify mlm ner" -- "$cur")) ;;
+        "train classify")
+            case "$prev" in
+                -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --train) return ;;
+                --eval) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --epochs) return ;;
+                --max-steps) return ;;
+                --lr|--learning-rate) return ;;
+                -b|--batch-size) return ;;
+                --eval-batch-size) return ;;
+                --grad-accum) return ;;
+                --warmup) return ;;
+                --weight-decay) return ;;
+                --max-length) return ;;
+                --seed) return ;;
+                --device) return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --eval-steps) return ;;
+                --logging-steps) return ;;
+                --patience) return ;;
+                --metric) return ;;
+                --lora) return ;;
+                --lora-alpha) return ;;
+                --lora-dropout) return ;;
+                --max-train-samples) return ;;
+                --max-eval-samples) return ;;
+                --encoding) return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table jsonl" -- "$cur")); return ;;
+                --text-field) return ;;
+                --text-pair-field) return ;;
+                --label-field) return ;;
+                --data-format) COMPREPLY=($(compgen -W "auto jsonl csv tsv label-text" -- "$cur")); return ;;
+                --label-sep) return ;;
+                --labels) return ;;
+            esac
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --text-field --text-pair-field --label-field --data-format --multi-label --label-sep --header --no-header --labels --help" -- "$cur")) ;;
+        "train mlm")
+            case "$prev" in
+                -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --train) return ;;
+                --eval) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --epochs) return ;;
+                --max-steps) return ;;
+                --lr|--learning-rate) return ;;
+                -b|--batch-size) return ;;
+                --eval-batch-size) return ;;
+                --grad-accum) return ;;
+                --warmup) return ;;
+                --weight-decay) return ;;
+                --max-length) return ;;
+                --seed) return ;;
+                --device) return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --eval-steps) return ;;
+                --logging-steps) return ;;
+                --patience) return ;;
+                --metric) return ;;
+                --lora) return ;;
+                --lora-alpha) return ;;
+                --lora-dropout) return ;;
+                --max-train-samples) return ;;
+                --max-eval-samples) return ;;
+                --encoding) return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table jsonl" -- "$cur")); return ;;
+                --mlm-probability) return ;;
+                --documents) COMPREPLY=($(compgen -W "auto file blank-line" -- "$cur")); return ;;
+                --eval-fraction) return ;;
+            esac
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --nsp --mlm-probability --documents --no-gutenberg --eval-fraction --help" -- "$cur")) ;;
+        "train ner")
+            case "$prev" in
+                -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --train) return ;;
+                --eval) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --epochs) return ;;
+                --max-steps) return ;;
+                --lr|--learning-rate) return ;;
+                -b|--batch-size) return ;;
+                --eval-batch-size) return ;;
+                --grad-accum) return ;;
+                --warmup) return ;;
+                --weight-decay) return ;;
+                --max-length) return ;;
+                --seed) return ;;
+                --device) return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --eval-steps) return ;;
+                --logging-steps) return ;;
+                --patience) return ;;
+                --metric) return ;;
+                --lora) return ;;
+                --lora-alpha) return ;;
+                --lora-dropout) return ;;
+                --max-train-samples) return ;;
+                --max-eval-samples) return ;;
+                --encoding) return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table jsonl" -- "$cur")); return ;;
+                --data-format) COMPREPLY=($(compgen -W "auto conll jsonl" -- "$cur")); return ;;
+                --token-column) return ;;
+                --tag-column) return ;;
+                --tokens-field) return ;;
+                --tags-field) return ;;
+                --scheme) COMPREPLY=($(compgen -W "auto IOB1 IOB2 BIOES" -- "$cur")); return ;;
+                --on-invalid) COMPREPLY=($(compgen -W "fix error" -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --data-format --token-column --tag-column --tokens-field --tags-field --scheme --on-invalid --label-all-tokens --help" -- "$cur")) ;;
+        "evaluate")
+            case "$prev" in
+                -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --data) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --task) COMPREPLY=($(compgen -W "classify ner mlm" -- "$cur")); return ;;
+                --device) return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                -b|--batch-size) return ;;
+                --max-length) return ;;
+                --seed) return ;;
+                --text-field) return ;;
+                --text-pair-field) return ;;
+                --label-field) return ;;
+                --data-format) return ;;
+                --tag-column) return ;;
+                --encoding) return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "-m --model --data --task --device --dtype -b --batch-size --max-length --seed --text-field --text-pair-field --label-field --data-format --tag-column --encoding -f --format --help" -- "$cur")) ;;
     esac
 }
 complete -o default -F _bertcli bertcli

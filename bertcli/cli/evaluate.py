@@ -1,0 +1,75 @@
+"""``bertcli evaluate``: metrics of a model folder on a labelled file."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("evaluate")
+@click.option("-m", "--model", "model", required=True, metavar="DIR", help="Model folder to evaluate.")
+@click.option("--data", required=True, metavar="PATH", help="Labelled data (same formats as train).")
+@click.option("--task", type=click.Choice(["classify", "ner", "mlm"]), help="Default: from the model's config.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "float32", "float16", "bfloat16"]))
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8), help="Tokens per example (default: the model's limit).")
+@click.option("--seed", type=int, default=0, show_default=True, help="MLM masks and NSP pairs.")
+@click.option("--text-field")
+@click.option("--text-pair-field")
+@click.option("--label-field")
+@click.option("--data-format", help="auto, jsonl, csv, tsv, label-text (classify); conll, jsonl (ner).")
+@click.option("--tag-column", type=int, help="CoNLL tag column (NER).")
+@click.option("--encoding", default="auto", show_default=True)
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default=None,
+              help="Default: table on a terminal, else one JSON object.")
+def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed, fmt, **read_kw):
+    """Evaluate a model: accuracy/macro-F1 with per-label P/R/F1 and a confusion matrix
+    (classify), entity-level P/R/F1 per type (ner, conlleval semantics), or MLM loss,
+    perplexity and top-1/top-5 accuracy (mlm).
+
+    \b
+    Examples:
+      bertcli evaluate -m runs/sst2 --data sst2/dev.tsv
+      bertcli evaluate -m runs/conll --data conll2003/test.txt -f json | jq .f1
+    """
+    from ..train import evaluate
+
+    kw = {k: v for k, v in read_kw.items() if v is not None}
+    res = evaluate(model, data, task=task, device=device, dtype=dtype, batch_size=batch_size,
+                   max_length=max_length, seed=seed, **kw)
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    for w in res.get("warnings", []) or []:
+        click.echo(f"Warning: {w}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps(res, ensure_ascii=False))
+        return
+    _tables(res)
+
+
+def _tables(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(highlight=False)
+    head = Table("metric", "value", title=f"{res.get('task')} · {res.get('model')} · {res.get('data')}",
+                 header_style="bold")
+    for k, v in res.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            head.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    con.print(head)
+    per = res.get("per_label") or res.get("per_type")
+    if per:
+        t = Table("label" if "per_label" in res else "type", "precision", "recall", "f1", "support", header_style="bold")
+        for name, m in per.items():
+            t.add_row(str(name), f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"]))
+        con.print(t)
+    cm = res.get("confusion_matrix")
+    if cm:
+        labels = [str(x) for x in cm["labels"]]
+        t = Table("true \\ predicted", *labels, header_style="bold")
+        for name, row in zip(labels, cm["matrix"]):
+            t.add_row(name, *[str(x) for x in row])
+        con.print(t)

@@ -1,0 +1,256 @@
+"""``bertcli train classify|ner|mlm``: fine-tuning and pre-training (thin wrappers over bertcli.train)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .options import _stack
+
+
+def train_options(f):
+    """Options that map one to one onto :class:`bertcli.train.TrainOptions`."""
+    return _stack(
+        click.option("-m", "--model", "model", metavar="DIR",
+                     help="Base model folder. Default: the installed all-MiniLM-L6-v2 encoder."),
+        click.option("--train", "train_path", required=True, metavar="PATH", help="Training data."),
+        click.option("--eval", "eval_path", metavar="PATH", help="Evaluation data (each epoch / --eval-steps)."),
+        click.option("-o", "--output", required=True, metavar="DIR", help="Model folder to write."),
+        click.option("--epochs", type=float, default=3.0, show_default=True),
+        click.option("--max-steps", type=int, default=-1, help="Optimizer steps; overrides --epochs when > 0."),
+        click.option("--lr", "--learning-rate", "learning_rate", type=float, default=5e-5, show_default=True),
+        click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--eval-batch-size", type=click.IntRange(min=1)),
+        click.option("--grad-accum", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Micro-batches per optimizer step."),
+        click.option("--warmup", type=float, default=0.0, show_default=True,
+                     help="Linear warm-up: a fraction of all steps (<1) or a step count."),
+        click.option("--weight-decay", type=float, default=0.01, show_default=True),
+        click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True,
+                     help="Tokens per example."),
+        click.option("--seed", type=int, default=42, show_default=True),
+        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps"),
+        click.option("--dtype", default="auto", show_default=True,
+                     type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+                     help="Mixed precision (autocast); weights stay float32."),
+        click.option("--eval-steps", type=click.IntRange(min=1), help="Evaluate every N steps (default: each epoch)."),
+        click.option("--logging-steps", type=click.IntRange(min=1), default=50, show_default=True),
+        click.option("--patience", type=click.IntRange(min=1), help="Early stopping after N evaluations without gain."),
+        click.option("--metric", help="Model-selection metric (accuracy, macro_f1, f1, mlm_loss, ...)."),
+        click.option("--no-group-by-length", "group_by_length", is_flag=True, flag_value=False, default=True,
+                     help="Do not batch examples of similar length."),
+        click.option("--freeze-encoder", is_flag=True, help="Train only the head."),
+        click.option("--lora", type=click.IntRange(min=1), metavar="R", help="Train LoRA adapters of rank R."),
+        click.option("--lora-alpha", type=float, help="LoRA alpha (default 2*R)."),
+        click.option("--lora-dropout", type=float, default=0.1, show_default=True),
+        click.option("--merge", is_flag=True, help="With --lora: write plain merged weights."),
+        click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint in --output."),
+        click.option("--overwrite", is_flag=True, help="Replace a previous run in --output."),
+        click.option("--keep-checkpoints", is_flag=True, help="Keep --output/checkpoints after the run."),
+        click.option("--max-train-samples", type=click.IntRange(min=1), help="Train on a seeded random subset."),
+        click.option("--max-eval-samples", type=click.IntRange(min=1), help="Evaluate on a seeded random subset."),
+        click.option("--encoding", default="auto", show_default=True, help="Data encoding (auto: UTF-8, else latin-1)."),
+        click.option("-f", "--format", "fmt", type=click.Choice(["table", "jsonl"]), default=None,
+                     help="Metrics output. Default: table on a terminal, else jsonl."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar or notices on stderr."),
+    )(f)
+
+
+_OPTION_FIELDS = ("epochs", "max_steps", "learning_rate", "batch_size", "eval_batch_size", "grad_accum", "warmup",
+                  "weight_decay", "max_length", "seed", "device", "dtype", "eval_steps", "logging_steps", "patience",
+                  "metric", "group_by_length", "freeze_encoder", "lora", "lora_alpha", "lora_dropout", "merge",
+                  "resume", "overwrite", "keep_checkpoints", "max_train_samples", "max_eval_samples")
+
+
+def _options(params: dict):
+    from ..train import TrainOptions
+
+    kw = {k: params.pop(k) for k in _OPTION_FIELDS}
+    if kw["merge"] and not kw["lora"]:
+        raise click.UsageError("--merge needs --lora R")
+    return TrainOptions(**kw, command="bertcli " + " ".join(sys.argv[1:]))
+
+
+class Reporter:
+    """Progress on stderr (rich bar when it is a terminal, plain notices otherwise) and
+    one metrics row per evaluation on stdout (table or JSONL)."""
+
+    def __init__(self, fmt: str | None, quiet: bool):
+        self.fmt = fmt or ("table" if sys.stdout.isatty() else "jsonl")
+        self.quiet = quiet
+        self.progress = None
+        self.task = None
+        if not quiet and sys.stderr.isatty():
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            from .output import stderr_console
+            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
+                                     TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console())
+
+    def __call__(self, ev: dict) -> None:
+        kind = ev.get("event")
+        if kind == "train_begin" and self.progress is not None:
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=ev.get("max_steps"), loss="-", rate="")
+        elif kind == "log" and self.progress is not None and self.task is not None:
+            rate = ev.get("samples_per_second")
+            self.progress.update(self.task, completed=ev.get("step", 0),
+                                 loss=f"{ev['loss']:.4f}" if ev.get("loss") is not None else "-",
+                                 rate=f"{rate:.1f} samples/s" if rate else "")
+        elif kind == "eval":
+            self.row({"step": ev.get("step"), "epoch": ev.get("epoch"), **ev.get("metrics", {})})
+        elif kind == "warning" and not self.quiet:
+            self.echo(f"Warning: {ev.get('message')}")
+        elif kind == "saved" and not self.quiet:
+            self.echo(f"Saved model to {ev.get('path')}")
+        elif kind == "train_end":
+            self.stop()
+
+    def echo(self, msg: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(msg, markup=False, highlight=False)
+        else:
+            click.echo(msg, err=True)
+
+    def row(self, metrics: dict) -> None:
+        if self.fmt == "jsonl":
+            click.echo(json.dumps(_rounded(metrics)))
+            sys.stdout.flush()
+            return
+        from rich.console import Console
+        from rich.table import Table
+        t = Table(*[k for k in metrics], header_style="bold")
+        t.add_row(*[_cell(v) for v in metrics.values()])
+        Console(highlight=False).print(t)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _rounded(d):
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return "" if v is None else str(v)
+
+
+def _run(fn, params, *args, **kw):
+    rep = Reporter(params.pop("fmt"), params.pop("quiet"))
+    try:
+        result = fn(*args, progress=rep, **kw)
+    finally:
+        rep.stop()
+    if not rep.quiet:
+        best = ", ".join(f"{k} {_cell(v)}" for k, v in result.metrics.items() if not isinstance(v, (dict, list)))
+        click.echo(f"Done: {result.global_step} steps; {result.output_dir}" + (f"; best: {best}" if best else ""),
+                   err=True)
+    return result
+
+
+@click.group("train")
+def train_group():
+    """Fine-tune or pre-train a local model; writes a folder every command loads.
+
+    \b
+    Examples:
+      bertcli train classify --train sst2/train.tsv --eval sst2/dev.tsv -o runs/sst2
+      bertcli train ner --train conll2003/train.txt --eval conll2003/dev.txt -o runs/conll
+      bertcli train mlm --train books/ -o runs/mlm --nsp
+    """
+
+
+@train_group.command("classify")
+@train_options
+@click.option("--text-field", help="Text field/column (default: text, sentence, sentence1, ...).")
+@click.option("--text-pair-field", help="Second text of a pair (e.g. sentence2).")
+@click.option("--label-field", help="Label field/column (default: label, labels, ...).")
+@click.option("--data-format", type=click.Choice(["auto", "jsonl", "csv", "tsv", "label-text"]), default="auto",
+              show_default=True, help="label-text: 'LABEL text' per line (TREC).")
+@click.option("--multi-label", is_flag=True, help="Labels are lists (one sigmoid per label).")
+@click.option("--label-sep", help="Separator of labels in a CSV/TSV cell (with --multi-label).")
+@click.option("--header/--no-header", default=None, help="CSV/TSV has a header row (default: detect).")
+@click.option("--labels", "labels", metavar="A,B,...", help="Label set in id order (default: sorted from the data).")
+def train_classify_cmd(**params):
+    """Fine-tune a sequence classifier (single texts or pairs, single- or multi-label).
+
+    \b
+    Examples:
+      bertcli train classify --train sst2/train.tsv --eval sst2/dev.tsv -o runs/sst2 --epochs 1
+      bertcli train classify --train rte/train.tsv --eval rte/dev.tsv --text-field sentence1 \\
+          --text-pair-field sentence2 -o runs/rte
+      bertcli train classify --train trec/train_5500.label --data-format label-text -o runs/trec
+    """
+    from ..train import train_classify
+
+    opts = _options(params)
+    labels = [s.strip() for s in params.pop("labels").split(",")] if params.get("labels") else None
+    params.pop("labels", None)
+    _run(train_classify, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
+         params.pop("eval_path"), text_field=params.pop("text_field"), text_pair_field=params.pop("text_pair_field"),
+         label_field=params.pop("label_field"), data_format=params.pop("data_format"),
+         multi_label=params.pop("multi_label"), label_sep=params.pop("label_sep"), header=params.pop("header"),
+         encoding=params.pop("encoding"), labels=labels, options=opts)
+
+
+@train_group.command("ner")
+@train_options
+@click.option("--data-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True)
+@click.option("--token-column", type=int, default=0, show_default=True, help="CoNLL token column (0-based).")
+@click.option("--tag-column", type=int, default=-1, show_default=True, help="CoNLL tag column (-1: last).")
+@click.option("--tokens-field", default="tokens", show_default=True, help="JSONL tokens key.")
+@click.option("--tags-field", help="JSONL tags key (default: tags, ner_tags, labels).")
+@click.option("--scheme", type=click.Choice(["auto", "IOB1", "IOB2", "BIOES"]), default="auto", show_default=True)
+@click.option("--on-invalid", type=click.Choice(["fix", "error"]), default="fix", show_default=True,
+              help="Invalid tag sequences: repair and report, or stop.")
+@click.option("--label-all-tokens", is_flag=True, help="Continuation WordPieces get the word's I- tag.")
+def train_ner_cmd(**params):
+    """Fine-tune a token classifier (NER) on CoNLL columns or JSONL tokens/tags.
+
+    \b
+    Examples:
+      bertcli train ner --train conll2003/train.txt --eval conll2003/dev.txt -o runs/conll
+      bertcli train ner --train weibo_ner/train.txt --eval weibo_ner/dev.txt -o runs/weibo
+    """
+    from ..train import train_ner
+
+    opts = _options(params)
+    _run(train_ner, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
+         params.pop("eval_path"), data_format=params.pop("data_format"), token_column=params.pop("token_column"),
+         tag_column=params.pop("tag_column"), tokens_field=params.pop("tokens_field"),
+         tags_field=params.pop("tags_field"), scheme=params.pop("scheme"), on_invalid=params.pop("on_invalid"),
+         encoding=params.pop("encoding"), label_all_tokens=params.pop("label_all_tokens"), options=opts)
+
+
+@train_group.command("mlm")
+@train_options
+@click.option("--nsp", is_flag=True, help="Also train next-sentence prediction (BERT pre-training).")
+@click.option("--mlm-probability", type=float, default=0.15, show_default=True)
+@click.option("--documents", type=click.Choice(["auto", "file", "blank-line"]), default="auto", show_default=True,
+              help="How text splits into documents.")
+@click.option("--no-gutenberg", "gutenberg", is_flag=True, flag_value=False, default=True,
+              help="Keep Project Gutenberg headers/footers.")
+@click.option("--eval-fraction", type=float, default=0.05, show_default=True,
+              help="Held-out share when there is no --eval.")
+def train_mlm_cmd(**params):
+    """Masked-LM (+ NSP) pre-training on raw text files or folders.
+
+    \b
+    Examples:
+      bertcli train mlm --train books/ -o runs/mlm --nsp --max-steps 2000
+    """
+    from ..train import train_mlm
+
+    opts = _options(params)
+    _run(train_mlm, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
+         params.pop("eval_path"), nsp=params.pop("nsp"), mlm_probability=params.pop("mlm_probability"),
+         documents=params.pop("documents"), encoding=params.pop("encoding"), gutenberg=params.pop("gutenberg"),
+         eval_fraction=params.pop("eval_fraction"), options=opts)
