@@ -245,6 +245,39 @@ def test_classify_pairs_from_arguments_and_jsonl(cls_dir):
     assert_close(jsonl(res.stdout), want)
 
 
+def test_explicit_input_format_and_field_override_the_extension(cls_dir, tmp_path):
+    path = tmp_path / "reviews.txt"  # .txt would mean plain text
+    path.write_text("id\treview\n1\tI loved it\n2\tawful, just awful\n", encoding="utf-8")
+    res = invoke(["classify", "-i", path, "--input-format", "tsv", "--field", "review", "-m", cls_dir])
+    assert res.exit_code == 0 and res.stderr == ""
+    res_api = api_results("classify", cls_dir, ["I loved it", "awful, just awful"])
+    assert_close(jsonl(res.stdout), [{"id": "1", "review": "I loved it", **res_api[0]},
+                                     {"id": "2", "review": "awful, just awful", **res_api[1]}])
+    # the same file read as text: the header is a record like any line
+    res = invoke(["classify", "-i", path, "-m", cls_dir])
+    assert [r["text"] for r in jsonl(res.stdout)] == ["id\treview", "1\tI loved it", "2\tawful, just awful"]
+
+
+@pytest.mark.parametrize("name, field_a, field_b", [("rte/dev.tsv", "sentence1", "sentence2"),
+                                                    ("mrpc/dev.tsv", "#1 String", "#2 String")])
+def test_nsp_on_glue_pair_files(pretraining_dir, shared_data, name, field_a, field_b):
+    # real GLUE TSVs: unquoted, MRPC with a BOM before its header; one output row per data row
+    path = shared_data / name
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    res = invoke(["nsp", "-i", path, "--field-a", field_a, "--field-b", field_b, "-m", pretraining_dir])
+    assert res.exit_code == 0
+    got = jsonl(res.stdout)
+    assert len(got) == len(rows) > 200
+    want = api_results("nsp", pretraining_dir, pairs=[(r[field_a], r[field_b]) for r in rows])
+    assert_close(got, [{**r, **w} for r, w in zip(rows, want)])
+    # pairs longer than the tiny model's 128 tokens: one warning, naming the first one's line
+    first = next(i for i, w in enumerate(want) if w["truncated"])
+    assert res.stderr == (f"Warning: line {first + 2}: text longer than the model's maximum was truncated "
+                          "(records carry truncated: true; further warnings suppressed)\n")
+
+
 def test_collision_renames_input_key_to_input_key(cls_dir):
     rec = {"text": "I loved it", "label": "gold", "score": 3, "id": "a"}
     res = invoke(["classify", "-m", cls_dir], input=json.dumps(rec) + "\n")
@@ -447,15 +480,23 @@ def test_sentiment_with_model_uses_it(cls_dir):
 
 # ---------------------------------------------------------------- help
 
-def _all_commands():
+def _all_command_paths(group=cli, prefix=()):
+    """Every command as its argument path, nested groups included (e.g. ('train', 'mlm'))."""
     import click
-    return cli.list_commands(click.Context(cli))
+
+    out = []
+    for name in group.list_commands(click.Context(group)):
+        sub = group.get_command(click.Context(group), name)
+        out.append((*prefix, name))
+        if isinstance(sub, click.Group):
+            out += _all_command_paths(sub, (*prefix, name))
+    return out
 
 
 def test_every_help_exits_0_with_examples():
-    names = _all_commands()
-    assert set(COMMANDS) <= set(names)
-    for args in [["--help"]] + [[c, "--help"] for c in names]:
+    paths = _all_command_paths()
+    assert {(c,) for c in COMMANDS} <= set(paths)
+    for args in [["--help"]] + [[*p, "--help"] for p in paths]:
         res = invoke(args)
         assert res.exit_code == 0, args
         assert res.stderr == ""
@@ -468,8 +509,16 @@ import contextlib, io, json, sys
 import click
 from bertcli.cli.main import cli
 heavy = lambda: sorted(m for m in ("torch", "transformers") if m in sys.modules)
+
+def paths(group, prefix=()):
+    for name in group.list_commands(click.Context(group)):
+        sub = group.get_command(click.Context(group), name)
+        yield (*prefix, name)
+        if isinstance(sub, click.Group):
+            yield from paths(sub, (*prefix, name))
+
 out = {}
-for args in [["--help"]] + [[c, "--help"] for c in cli.list_commands(click.Context(cli))]:
+for args in [["--help"]] + [[*p, "--help"] for p in paths(cli)]:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         try:
