@@ -308,6 +308,13 @@ def _make_trainer_class():
             self._micro_steps += 1
             return loss
 
+        def _get_train_sampler(self, train_dataset=None):
+            if self.args.train_sampling_strategy != "group_by_length":
+                return super()._get_train_sampler(train_dataset)
+            ds = train_dataset if train_dataset is not None else self.train_dataset
+            return _SeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                               [len(f["input_ids"]) for f in ds], self.args.data_seed or 0)
+
         def take_epoch_loss(self) -> float | None:
             if self._loss_sum is None:
                 return None
@@ -322,6 +329,37 @@ def _make_trainer_class():
             return float(total) / steps
 
     return _Trainer
+
+
+class _SeededLengthGroupedSampler:
+    """Length-grouped order (transformers' ``get_length_grouped_indices``: shuffled
+    mega-batches sorted by length) drawn from ``seed + epoch``.
+
+    transformers' own ``LengthGroupedSampler`` draws from the global RNG when an epoch
+    starts, so a run resumed mid-epoch would see another order than the uninterrupted
+    run; seeding per epoch (like accelerate's ``SeedableRandomSampler``) makes the order
+    a function of (seed, epoch) only. Accelerate calls ``set_epoch`` before each epoch.
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        self.batch_size = batch_size
+        self.lengths = lengths
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=g))
 
 
 def _make_reporter(progress: ProgressFn | None, run: dict):

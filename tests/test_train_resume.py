@@ -1,0 +1,83 @@
+"""Interrupt / resume: a resumed run ends where an uninterrupted one does; half-written
+checkpoints are never picked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from bertcli.train import TrainError, train_classify
+from bertcli.train.core import COMPLETE_MARKER, last_complete_checkpoint
+from test_train_run import opts, write_sentiment
+from tiny import build_model
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def dropout_encoder(tmp_path_factory):
+    # Dropout on, so the restored RNG state matters for the result.
+    return build_model(tmp_path_factory.mktemp("enc_dropout"), "encoder", hidden_dropout_prob=0.1,
+                       attention_probs_dropout_prob=0.1)
+
+
+def test_resume_reaches_same_result(dropout_encoder, tmp_path):
+    train, dev = write_sentiment(tmp_path / "data")
+    o = dict(epochs=3, eval_steps=4, save_total_limit=3)
+    full = train_classify(dropout_encoder, train, tmp_path / "full", dev, options=opts(**o))
+
+    def stop_at_12(event):
+        if event["event"] == "checkpoint" and event["step"] == 12:
+            raise Interrupt()
+
+    out = tmp_path / "cut"
+    with pytest.raises(Interrupt):
+        train_classify(dropout_encoder, train, out, dev, options=opts(**o), progress=stop_at_12)
+    ck = out / "checkpoints"
+    assert (ck / "checkpoint-12" / COMPLETE_MARKER).is_file()
+    assert not (out / "model.safetensors").exists()
+    # A run killed while writing its next checkpoint leaves a folder without the marker.
+    half = ck / "checkpoint-16"
+    half.mkdir()
+    (half / "config.json").write_text("{")
+    assert last_complete_checkpoint(ck, clean=False)[0] == ck / "checkpoint-12"
+
+    with pytest.raises(TrainError, match="not empty"):
+        train_classify(dropout_encoder, train, out, dev, options=opts(**o))
+    events = []
+    resumed = train_classify(dropout_encoder, train, out, dev, options=opts(resume=True, **o),
+                             progress=events.append)
+    begin = next(e for e in events if e["event"] == "train_begin")
+    assert begin["resumed_from"] == str(ck / "checkpoint-12") and begin["global_step"] == 12
+    assert any("incomplete checkpoint" in e.get("message", "") for e in events)
+    assert resumed.global_step == full.global_step == 24
+    assert [e["step"] for e in resumed.evaluations] == [4, 8, 12, 16, 20, 24]
+    for a, b in zip(resumed.evaluations, full.evaluations):
+        assert a["step"] == b["step"]
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+        assert a["accuracy"] == b["accuracy"]
+    assert resumed.best_step == full.best_step
+    assert resumed.metrics["loss"] == pytest.approx(full.metrics["loss"], abs=1e-6)
+    wa = load_file(str(tmp_path / "full" / "model.safetensors"))
+    wb = load_file(str(out / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_allclose(wb[k].numpy(), wa[k].numpy(), atol=1e-6, err_msg=k)
+    assert not ck.exists()
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == 24
+
+
+def test_resume_without_checkpoint_starts_over(encoder_dir, tmp_path):
+    train, _ = write_sentiment(tmp_path / "data", n_train=16)
+    events = []
+    res = train_classify(encoder_dir, train, tmp_path / "out", options=opts(epochs=1, resume=True),
+                         progress=events.append)
+    assert res.global_step == 2
+    assert any("starting from the beginning" in e.get("message", "") for e in events)
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train_classify(encoder_dir, train, tmp_path / "out", options=opts(epochs=1, resume=True))
