@@ -332,6 +332,38 @@ def test_on_error_skip_reports_json_and_goes_on(cmd, model, tmp_path):
     assert err[1:] == ["Warning: skipped 1 bad record(s) (reported above as JSON on stderr)"]
 
 
+def test_missing_input_file_reported_before_the_model_is_loaded(tmp_path):
+    # the model folder does not exist either: the input error, seen without loading, wins
+    msg = _one_line_error(invoke(["classify", "-i", tmp_path / "nope.txt", "-m", tmp_path / "no-model"]))
+    assert msg == f"Error: input file '{tmp_path / 'nope.txt'}' does not exist"
+
+
+def test_csv_header_without_the_field(cls_dir, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("review,label\ngood,1\n", encoding="utf-8")
+    msg = _one_line_error(invoke(["classify", "-i", path, "-m", cls_dir]))
+    assert msg == f"Error: {path}, line 1: no column 'text' in the header (review, label); choose one with --field"
+
+
+def test_nsp_odd_number_of_arguments(pretraining_dir):
+    msg = _one_line_error(invoke(["nsp", "A", "B", "C", "-m", pretraining_dir]))
+    assert msg == ("Error: pairs need an even number of texts, got 3; "
+                   "give TEXT_A TEXT_B (or use --input with two fields)")
+
+
+def test_classify_labels_override_and_precision(cls_dir):
+    msg = _one_line_error(invoke(["classify", "x", "-m", cls_dir, "--labels", "a,b,c"]))
+    assert msg == "Error: --labels gives 3 names but the model has 2 outputs"
+    res = invoke(["classify", "I loved it", "-m", cls_dir, "--labels", "neg,pos", "--top-k", "all",
+                  "--precision", "2"])
+    assert res.exit_code == 0 and res.stderr == ""
+    api = api_results("classify", cls_dir, ["I loved it"], top_k=None)[0]
+    rename = {"NEGATIVE": "neg", "POSITIVE": "pos"}
+    labels = [{"label": rename[d["label"]], "score": round(d["score"], 2)} for d in api["labels"]]
+    assert jsonl(res.stdout) == [{"text": "I loved it", "label": labels[0]["label"], "score": labels[0]["score"],
+                                  "labels": labels, "truncated": False}]
+
+
 def test_fill_mask_text_without_mask_names_the_line(mlm_dir, tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("The capital of France is [MASK].\nno mask here\nA [MASK].\n", encoding="utf-8")
