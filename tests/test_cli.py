@@ -612,7 +612,7 @@ def test_sigint_leaves_whole_lines_and_exit_130(cls_dir, tmp_path):
                 proc.kill()
         err.seek(0)
         stderr = err.read().decode()
-    assert rc == 130
+    assert rc == 130, stderr
     assert stderr == "Interrupted: output holds whole records only.\n"
     text = out.decode("utf-8")
     assert text.endswith("\n")

@@ -362,6 +362,23 @@ def test_classify_text_pairs_equal_pipeline_dict_input(cls_dir, backend):
     assert any(abs(x["score"] - y["score"]) > 1e-3 for x, y in zip(ours, alone))
 
 
+def test_classify_truncated_long_texts_equal_pipeline_with_truncation(cls_dir, backend):
+    # longer than the model: cut to 128 tokens (pairs: longest first), as the pipeline
+    # does when asked to truncate
+    from bertcli.tasks.classify import classify
+
+    lm = load(cls_dir, "classify", backend)
+    p = pipe("text-classification", cls_dir)
+    ours = classify(lm, [LONG, "short " + LONG], top_k=None)
+    ref = p([LONG, "short " + LONG], top_k=None, truncation=True)
+    pairs = [(LONG, "It was empty."), ("He opened the fridge.", LONG), (LONG, LONG[::-1])]
+    ours += classify(lm, [a for a, _ in pairs], [b for _, b in pairs], top_k=None)
+    ref += p([{"text": a, "text_pair": b} for a, b in pairs], top_k=None, truncation=True)
+    for mine, theirs in zip(ours, ref, strict=True):
+        assert mine["truncated"] is True
+        assert_labels_equal(mine["labels"], theirs)
+
+
 # ---------------------------------------------------------------- nsp
 
 def _nsp_reference(path, pairs):
@@ -373,7 +390,8 @@ def _nsp_reference(path, pairs):
     out = []
     with torch.no_grad():
         for a, b in pairs:
-            logits = model(**tok(a, b, return_tensors="pt")).logits[0]
+            enc = tok(a, b, truncation="longest_first", max_length=128, return_tensors="pt")
+            logits = model(**enc).logits[0]
             out.append(float(logits.softmax(-1)[0]))
     return out
 
@@ -381,13 +399,14 @@ def _nsp_reference(path, pairs):
 def test_nsp_equals_direct_forward(pretraining_dir, backend):
     from bertcli.tasks.nsp import nsp
 
-    a, b = zip(*PAIRS)
+    pairs = PAIRS + [(LONG, "It was empty."), ("He opened the fridge.", LONG)]
+    a, b = zip(*pairs)
     ours = nsp(load(pretraining_dir, "nsp", backend), list(a), list(b))
-    ref = _nsp_reference(pretraining_dir, PAIRS)
-    for mine, p0 in zip(ours, ref):
+    ref = _nsp_reference(pretraining_dir, pairs)
+    for mine, p0 in zip(ours, ref, strict=True):
         assert mine["score"] == pytest.approx(p0, abs=TOL)
         assert mine["is_next"] is (p0 >= 0.5)
-        assert mine["truncated"] is False
+    assert [r["truncated"] for r in ours] == [False] * len(PAIRS) + [True, True]
 
 
 @pytest.fixture(scope="module")
