@@ -9,7 +9,7 @@ import pytest
 from safetensors.torch import load_file
 
 from bertcli.train import TrainError, train_classify, train_ner
-from test_train_run import in_memory_logits, loaded_logits, opts, write_conll, write_sentiment
+from test_train_run import assert_same_logits, in_memory_logits, loaded_logits, opts, write_conll, write_sentiment
 
 TEXTS = ["loved it the", "terrible food a", "worst of times", "Paris is moving and wonderful"]
 
@@ -57,14 +57,13 @@ def test_lora_writes_adapter_folder(lora_run, encoder_dir):
     # falls back to peft. Strict: this starts failing once native handles the prefix.
     pytest.param("native", marks=pytest.mark.xfail(strict=True, reason="native LoRA merge misses base prefix")),
 ])
-def test_lora_adapter_loads_like_full_model(lora_run, monkeypatch, backend):
+def test_lora_adapter_loads_like_full_model(lora_run, backend):
     res, out = lora_run
-    monkeypatch.setenv("BERTCLI_BACKEND", backend)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(out))
     before, enc = in_memory_logits(res.model, tok, TEXTS)
-    np.testing.assert_allclose(loaded_logits(out, "classify", enc), before, rtol=1e-5, atol=1e-5)
+    assert_same_logits(loaded_logits(out, "classify", enc, backend), before, backend)
 
 
 def test_lora_merge_writes_plain_model(encoder_dir, sentiment, tmp_path):
@@ -83,7 +82,8 @@ def test_lora_merge_writes_plain_model(encoder_dir, sentiment, tmp_path):
 
     tok = AutoTokenizer.from_pretrained(str(out))
     before, enc = in_memory_logits(res.model, tok, TEXTS)
-    np.testing.assert_allclose(loaded_logits(out, "classify", enc), before, rtol=1e-5, atol=1e-5)
+    assert_same_logits(loaded_logits(out, "classify", enc), before)
+    assert_same_logits(loaded_logits(out, "classify", enc, "native"), before, "native")
 
 
 def test_freeze_encoder_trains_only_head(encoder_dir, sentiment, tmp_path):
@@ -113,7 +113,7 @@ def test_lora_ner_adapter(encoder_dir, tmp_path):
     res.model.eval()
     with torch.no_grad():
         before = res.model(**enc).logits.numpy()
-    np.testing.assert_allclose(loaded_logits(out, "ner", enc), before, rtol=1e-5, atol=1e-5)
+    assert_same_logits(loaded_logits(out, "ner", enc), before)
 
 
 def test_option_conflicts(encoder_dir, sentiment, tmp_path):

@@ -87,11 +87,30 @@ def in_memory_logits(model, tokenizer, texts, pairs=None):
         return model(**enc).logits.float().numpy(), enc
 
 
-def loaded_logits(folder, task, enc):
+def loaded_logits(folder, task, enc, backend="transformers"):
+    """Logits of the saved folder through ``bertcli.loading.load_model``."""
+    import os
+
     from bertcli.loading import load_model
 
-    lm = load_model(folder, task, device="cpu")
-    return lm.forward(dict(enc)).numpy()
+    old = os.environ.get("BERTCLI_BACKEND")
+    os.environ["BERTCLI_BACKEND"] = backend
+    try:
+        lm = load_model(folder, task, device="cpu")
+        return lm.forward(dict(enc)).numpy()
+    finally:
+        if old is None:
+            os.environ.pop("BERTCLI_BACKEND")
+        else:
+            os.environ["BERTCLI_BACKEND"] = old
+
+
+def assert_same_logits(after, before, backend="transformers"):
+    # Same kernels (transformers): the saved weights must reproduce the logits to 1e-5.
+    # The native encoder sums in another order; the tiny models' large init range gives
+    # logits of size ~5, where that shows at ~2e-5.
+    tol = 1e-5 if backend == "transformers" else 1e-4
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=tol)
 
 
 @pytest.fixture(scope="module")
@@ -137,16 +156,14 @@ def test_classify_learns_and_writes_folder(cls_run, encoder_dir):
 
 
 @pytest.mark.parametrize("backend", ["native", "transformers"])
-def test_classify_reload_predicts_same(cls_run, monkeypatch, backend):
+def test_classify_reload_predicts_same(cls_run, backend):
     res, _, _, out = cls_run
-    monkeypatch.setenv("BERTCLI_BACKEND", backend)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(out))
     texts = ["loved it the", "terrible food a", "worst of times", "Paris is moving and wonderful"]
     before, enc = in_memory_logits(res.model, tok, texts)
-    after = loaded_logits(out, "classify", enc)
-    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+    assert_same_logits(loaded_logits(out, "classify", enc, backend), before, backend)
 
 
 def test_evaluate_matches_training_eval(cls_run, sentiment):
@@ -217,7 +234,7 @@ def test_pairs_jsonl(encoder_dir, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "out"))
     before, enc = in_memory_logits(res.model, tok, ["loved it", "even worse"], ["loved it", "loved it"])
     assert enc["token_type_ids"][0].tolist().count(1) == 3  # "loved it [SEP]" is segment B
-    np.testing.assert_allclose(loaded_logits(tmp_path / "out", "classify", enc), before, rtol=1e-5, atol=1e-5)
+    assert_same_logits(loaded_logits(tmp_path / "out", "classify", enc), before)
 
 
 def test_multi_label(encoder_dir, tmp_path):
@@ -269,7 +286,8 @@ def test_ner_learns_reloads_and_evaluates(ner_run):
 
     with torch.no_grad():
         before = res.model(**enc).logits.numpy()
-    np.testing.assert_allclose(loaded_logits(out, "ner", enc), before, rtol=1e-5, atol=1e-5)
+    assert_same_logits(loaded_logits(out, "ner", enc), before)
+    assert_same_logits(loaded_logits(out, "ner", enc, "auto"), before, "auto")
 
 
 def test_ner_eval_tag_unseen(encoder_dir, tmp_path):
