@@ -5,6 +5,7 @@ Pure Python: no model, no torch. Exact values throughout (messages, line numbers
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -297,6 +298,31 @@ def test_property_jsonl_round_trip_of_arbitrary_unicode(objs):
     assert [r.error for r in recs] == [None] * len(objs)
     assert [r.text for r in recs] == [o["text"] for o in objs]
     assert [r.fields for r in recs] == objs
+
+
+_cell = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30).filter(lambda s: "\r\n" not in s)
+
+
+@FAST
+@given(st.lists(st.tuples(_cell, _cell), min_size=1, max_size=6))
+def test_property_csv_round_trip_as_written_by_python_csv(rows):
+    # commas, quotes, newlines, lone CRs and any Unicode survive standard CSV quoting
+    # (a CRLF inside a quoted field is read as LF: line ends are normalised)
+    buf = io.StringIO()
+    w = csv.writer(buf)  # QUOTE_MINIMAL, CRLF row ends
+    w.writerow(["text", "other"])
+    w.writerows(rows)
+    recs = read(buf.getvalue().encode("utf-8"), "csv")
+    assert [(r.text, r.fields and r.fields["other"], r.error) for r in recs] == [(a, b, None) for a, b in rows]
+
+
+@FAST
+@given(st.lists(st.tuples(_cell, _cell), min_size=1, max_size=6))
+def test_property_tsv_round_trip_without_quoting(rows):
+    rows = [tuple(x.replace("\t", " ").replace("\n", " ").replace("\r", " ") for x in r) for r in rows]
+    data = "text\tother\n" + "".join(f"{a}\t{b}\n" for a, b in rows)
+    recs = read(data.encode("utf-8"), "tsv")
+    assert [(r.text, r.fields and r.fields["other"], r.error) for r in recs] == [(a, b, None) for a, b in rows]
 
 
 @FAST
