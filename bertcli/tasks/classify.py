@@ -2,9 +2,10 @@
 
 Scores follow the Hugging Face ``text-classification`` pipeline: softmax over the
 labels for single-label models, an independent sigmoid per label for
-``problem_type == "multi_label_classification"``. One deliberate difference: a
-regression model (``problem_type == "regression"``, or one output without a
-problem_type) gets its raw value, where the pipeline would apply a sigmoid.
+``problem_type == "multi_label_classification"``, the raw value for
+``problem_type == "regression"``. One deliberate difference: a model with one output
+and no problem_type is taken as a regressor and gets its raw value, where the pipeline
+applies a sigmoid (checked against transformers 5 in tests/test_parity.py).
 """
 
 from __future__ import annotations
