@@ -18,6 +18,13 @@ task head. Families:
   skip padding (fairseq convention); classification head ``out_proj(tanh(dense(h_<s>)))``.
 
 Anything else (or an unknown parameter layout) falls back to transformers' classes.
+
+Batch invariance: the encoder runs on *packed* tokens (padding removed, shape
+``(T, H)``), every matrix product runs on fixed-shape tiles of :data:`TILE` rows, and
+attention runs per sequence at its own length (sequences of equal length share one
+call). No arithmetic on a token then depends on which other texts share its batch or
+how long they are, so results are bit-identical whatever ``--batch-size`` is, and no
+FLOPs are spent on padding.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from torch import nn
 
 from .errors import ModelError
 
+#: rows per matrix-product tile: large enough for efficient GEMMs, small enough that the
+#: one partly filled tile per call wastes little.
+TILE = 128
 FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta"}
 _ACTS = {
     "gelu": lambda x: F.gelu(x),
@@ -50,8 +60,24 @@ def supported(cfg: dict) -> bool:
             and not cfg.get("is_decoder", False) and not cfg.get("add_cross_attention", False))
 
 
+def tiled_linear(x, lin: nn.Linear):
+    """``lin(x)`` for ``x`` of shape ``(T, K)``, computed in ``(TILE, K)`` row tiles.
+
+    Every GEMM call has the same shape whatever T is, so a row's result does not depend
+    on T (BLAS libraries pick kernels and blockings by shape).
+    """
+    T = x.shape[0]
+    if T == 0:
+        return x.new_zeros((0, lin.out_features))
+    pad = (-T) % TILE
+    if pad:
+        x = torch.cat([x, x.new_zeros((pad, x.shape[1]))])
+    out = torch.cat([F.linear(t, lin.weight, lin.bias) for t in x.split(TILE)])
+    return out[:T] if pad else out
+
+
 class Layer(nn.Module):
-    """One post-LN Transformer encoder layer with fused QKV projection."""
+    """One post-LN Transformer encoder layer with fused QKV projection, on packed tokens."""
 
     def __init__(self, h: int, heads: int, inter: int, eps: float, act):
         super().__init__()
@@ -64,24 +90,31 @@ class Layer(nn.Module):
         self.ln2 = nn.LayerNorm(h, eps=eps)
         self.act = act
 
-    def forward(self, x, mask):
-        # x: (B, L, H); mask: (B, 1, 1, L) bool, True = attend.
-        B, L, H = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        a = a.transpose(1, 2).reshape(B, L, H)
-        x = self.ln1(x + self.out(a))
-        return self.ln2(x + self.ffn_out(self.act(self.ffn_in(x))))
+    def forward(self, x, groups):
+        """x: ``(T, H)`` packed tokens; groups: ``[(start, n_seqs, length)]`` runs of
+        consecutive sequences of equal length."""
+        T, H = x.shape
+        d = H // self.heads
+        qkv = tiled_linear(x, self.qkv)
+        parts = []
+        for start, count, n in groups:
+            blk = qkv[start:start + count * n].view(count, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
+            parts.append(a.transpose(1, 2).reshape(count * n, H))
+        a = torch.cat(parts) if len(parts) > 1 else parts[0]
+        x = self.ln1(x + tiled_linear(a, self.out))
+        return self.ln2(x + tiled_linear(self.act(tiled_linear(x, self.ffn_in)), self.ffn_out))
 
 
 class NativeEncoder(nn.Module):
     """Embeddings + encoder layers (+ pooler when the head needs it) + one task head.
 
     ``forward(input_ids, attention_mask, token_type_ids=None, mask_rows=None)`` takes
-    LongTensors of shape ``(B, L)`` and returns logits: fill-mask ``(n_masks, vocab)`` for
-    the ``(n_masks, 2)`` (batch, position) rows in ``mask_rows`` (all rows when None:
-    ``(B, L, vocab)``); nsp ``(B, 2)``; classify ``(B, num_labels)``; ner
-    ``(B, L, num_labels)``; encoder: the last hidden states ``(B, L, H)``.
+    right-padded LongTensors of shape ``(B, L)`` and returns logits: fill-mask
+    ``(n_masks, vocab)`` for the ``(n_masks, 2)`` (batch, position) rows in ``mask_rows``
+    (all positions when None: ``(B, L, vocab)``); nsp ``(B, 2)``; classify
+    ``(B, num_labels)``; ner ``(B, L, num_labels)``; encoder: last hidden states
+    ``(B, L, H)``. Outputs at padded positions are zeros.
     """
 
     def __init__(self, cfg: dict, task: str):
@@ -122,32 +155,61 @@ class NativeEncoder(nn.Module):
         return torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
     def encode(self, input_ids, attention_mask, token_type_ids=None):
+        """Packed last hidden states ``(T, H)`` of the real tokens, and the sequence lengths."""
         if token_type_ids is None or self.types.num_embeddings == 1:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.word(input_ids) + self.pos(self.positions(input_ids)) + self.types(token_type_ids)
+        keep = attention_mask.bool()
+        lengths = keep.sum(1).tolist()
+        x = self.word(input_ids[keep]) + self.pos(self.positions(input_ids)[keep]) + self.types(token_type_ids[keep])
         x = self.emb_ln(x)
-        mask = attention_mask.bool()[:, None, None, :]
+        groups, start, i = [], 0, 0
+        while i < len(lengths):
+            j = i
+            while j < len(lengths) and lengths[j] == lengths[i]:
+                j += 1
+            groups.append((start, j - i, lengths[i]))
+            start += (j - i) * lengths[i]
+            i = j
         for layer in self.layers:
-            x = layer(x, mask)
-        return x
+            x = layer(x, groups)
+        return x, lengths
+
+    def _unpack(self, x, lengths, L):
+        out = x.new_zeros((len(lengths), L, x.shape[-1]))
+        keep = torch.arange(L, device=x.device)[None, :] < torch.tensor(lengths, device=x.device)[:, None]
+        out[keep] = x
+        return out
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, mask_rows=None):
-        x = self.encode(input_ids, attention_mask, token_type_ids)
-        t = self.task
+        x, lengths = self.encode(input_ids, attention_mask, token_type_ids)
+        t, L = self.task, input_ids.shape[1]
         if t == "encoder":
-            return x
+            return self._unpack(x, lengths, L)
         if t == "ner":
-            return self.head(x)
+            return self._unpack(tiled_linear(x, self.head), lengths, L)
+        starts = [0]
+        for n in lengths[:-1]:
+            starts.append(starts[-1] + n)
+        starts_t = torch.tensor(starts, device=x.device)
         if t == "fill-mask":
-            if mask_rows is not None:
-                x = x[mask_rows[:, 0], mask_rows[:, 1]]
-            y = self.mlm_ln(self.act(self.mlm_dense(x)))
-            w = self.decoder.weight if self.decoder is not None else self.word.weight
-            return F.linear(y, w, self.mlm_bias)
-        first = x[:, 0]
+            rows = x if mask_rows is None else x[starts_t[mask_rows[:, 0]] + mask_rows[:, 1]]
+            y = self.mlm_ln(self.act(tiled_linear(rows, self.mlm_dense)))
+            dec = self.decoder if self.decoder is not None else _Tied(self.word.weight, self.mlm_bias)
+            if self.decoder is not None:
+                dec = _Tied(self.decoder.weight, self.mlm_bias)
+            logits = tiled_linear(y, dec)
+            return logits if mask_rows is not None else self._unpack(logits, lengths, L)
+        first = x[starts_t]
         if t == "classify" and self.family == "roberta":
-            return self.head(torch.tanh(self.cls_dense(first)))
-        return self.head(torch.tanh(self.pooler(first)))
+            return tiled_linear(torch.tanh(tiled_linear(first, self.cls_dense)), self.head)
+        return tiled_linear(torch.tanh(tiled_linear(first, self.pooler)), self.head)
+
+
+class _Tied:
+    """A weight/bias pair that quacks like nn.Linear for :func:`tiled_linear`."""
+
+    def __init__(self, weight, bias):
+        self.weight, self.bias, self.out_features = weight, bias, weight.shape[0]
 
 
 # ------------------------------------------------------------------ weights
