@@ -75,7 +75,7 @@ _bertcli() {
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
         "sentiment")
             case "$prev" in
                 -k|--top-k) return ;;
@@ -94,7 +94,7 @@ _bertcli() {
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
         "ner")
             case "$prev" in
                 -a|--aggregation) COMPREPLY=($(compgen -W "none simple first average max" -- "$cur")); return ;;

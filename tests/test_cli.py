@@ -240,7 +240,7 @@ def test_classify_pairs_from_arguments_and_jsonl(cls_dir):
     assert res.exit_code == 0 and res.stderr == ""
     assert_close(jsonl(res.stdout), want[:1])
     data = "".join(json.dumps({"text": a, "text_pair": b}) + "\n" for a, b in pairs)
-    res = invoke(["classify", "-m", cls_dir, "--top-k", "all", "--text-pair", "-"], input=data)
+    res = invoke(["classify", "-m", cls_dir, "--top-k", "all", "--pairs"], input=data)
     assert res.exit_code == 0 and res.stderr == ""
     assert_close(jsonl(res.stdout), want)
 
@@ -621,3 +621,23 @@ def test_sigint_leaves_whole_lines_and_exit_130(cls_dir, tmp_path):
     want = expected_records("classify", cls_dir, [{"text": f"review {i}: the food was terrible"}
                                                   for i in range(len(lines))])
     assert_close([json.loads(line) for line in lines], want)
+
+
+def test_json_format_stays_valid_when_the_first_read_fails(cls_dir, tmp_path):
+    src = tmp_path / "x.csv"
+    src.write_text("sentence,label\nhello,1\n")
+    res = invoke(["classify", "-m", cls_dir, "-i", str(src), "--field", "nope", "-f", "json"])
+    assert res.exit_code == 1
+    assert res.stdout == "[]\n"
+    assert res.stderr.startswith("Error: ") and "no column 'nope'" in res.stderr
+
+
+def test_text_pair_and_pairs_flags_are_not_mixed_up(cls_dir):
+    res = invoke(["classify", "-m", cls_dir, "--text-pair", "B"])
+    assert res.exit_code == 2 and "use --pairs" in res.stderr
+    res = invoke(["classify", "-m", cls_dir, "A", "--pairs"])
+    assert res.exit_code == 2 and "use --text-pair" in res.stderr
+    a = invoke(["classify", "-m", cls_dir, "A man eats.", "--text-pair", "Someone eats.", "-f", "jsonl"])
+    b = invoke(["classify", "-m", cls_dir, "--pairs", "-f", "jsonl"], input="A man eats.\tSomeone eats.\n")
+    assert a.exit_code == b.exit_code == 0
+    assert json.loads(a.stdout)["labels"] == json.loads(b.stdout)["labels"]

@@ -29,9 +29,10 @@ def label_rows(rec: dict, key: str = "label") -> list[list[str]]:
 def classify_options(f):
     f = click.option("--labels", "labels_override", metavar="A,B,...",
                      help="Label names by id, replacing placeholder LABEL_i names.")(f)
+    f = click.option("--pairs", "read_pairs", is_flag=True,
+                     help="Read sentence pairs from --input/stdin (--field-a/--field-b, or A<TAB>B lines).")(f)
     f = click.option("--text-pair", "text_pair", metavar="TEXT",
-                     help="Second text of a pair for every argument text; with --input, read pairs "
-                          "(--field-b, default text_pair).")(f)
+                     help="Second text of a pair, for every text given as an argument.")(f)
     f = click.option("-k", "--top-k", "top_k", default="1", show_default=True, metavar="N|all",
                      help="How many labels to return per text.")(f)
     return f
@@ -40,14 +41,16 @@ def classify_options(f):
 def classify_params(params: dict, texts):
     top_k = parse_top_k(params["top_k"])
     labels = [s.strip() for s in params["labels_override"].split(",")] if params.get("labels_override") else None
-    pair_text = params.get("text_pair")
-    pairs = pair_text is not None
-    if pairs and texts:
-        texts = [x for t in texts for x in (t, pair_text)]
-    if pairs and not texts and pair_text not in ("", "-"):
-        # --text-pair with --input: the flag value is ignored, pairs come from the records.
-        pass
-    return top_k, labels, pairs, texts
+    pair_text = params.pop("text_pair", None)
+    read_pairs = params.pop("read_pairs", False)
+    if pair_text is not None:
+        if not texts:
+            raise click.UsageError("--text-pair pairs with texts given as arguments; "
+                                   "to read pairs from --input or stdin use --pairs")
+        return top_k, labels, True, [x for t in texts for x in (t, pair_text)]
+    if read_pairs and texts:
+        raise click.UsageError("--pairs reads pairs from --input or stdin; with arguments use --text-pair")
+    return top_k, labels, read_pairs, texts
 
 
 @click.command("classify")
@@ -68,6 +71,7 @@ def classify_cmd(texts, **params):
     Examples:
       bertcli classify "great service" --model runs/sst2
       bertcli classify "A man is eating." --text-pair "Someone eats." -m runs/rte
+      bertcli classify --pairs -i rte/dev.tsv --field-a sentence1 --field-b sentence2 -m runs/rte
       bertcli classify -m runs/topics --top-k all < questions.txt > out.jsonl
     \b
     JSONL record: input fields (or text[, text_pair]) plus

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import click
 
-from ..errors import InputError
+from ..errors import BertcliError, InputError
 from ..io.readers import Record
 from ..io.writers import JsonArrayWriter, JsonlWriter
 
@@ -168,6 +168,14 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
                          "the result uses the same key", quiet)
                 intr.check()
             writer.close()
+        except BertcliError:
+            # e.g. a CSV header without the field, found on the first read: keep stdout
+            # valid (``[]`` for -f json) before the error is reported.
+            try:
+                writer.close()
+            except Exception:
+                pass
+            raise
         except KeyboardInterrupt as e:
             intr.writing = False
             try:

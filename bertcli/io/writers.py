@@ -34,6 +34,7 @@ class JsonlWriter:
 
     def __init__(self, stream: TextIO, precision: int = 6):
         self.stream, self.precision, self.count = stream, precision, 0
+        self.closed = False
 
     def write(self, record: dict) -> None:
         self.stream.write(dumps(record, self.precision) + "\n")
@@ -43,6 +44,7 @@ class JsonlWriter:
         self.stream.flush()
 
     def close(self) -> None:
+        self.closed = True
         self.flush()
 
 
@@ -54,5 +56,8 @@ class JsonArrayWriter(JsonlWriter):
         self.count += 1
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self.stream.write("[]\n" if self.count == 0 else "\n]\n")
         self.flush()
