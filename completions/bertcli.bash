@@ -39,8 +39,10 @@ _bertcli() {
                 -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --targets -m --model --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --targets -m --model --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "nsp")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -55,8 +57,10 @@ _bertcli() {
                 -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "classify")
             case "$prev" in
                 -k|--top-k) return ;;
@@ -74,8 +78,10 @@ _bertcli() {
                 -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "sentiment")
             case "$prev" in
                 -k|--top-k) return ;;
@@ -93,8 +99,10 @@ _bertcli() {
                 -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "ner")
             case "$prev" in
                 -a|--aggregation) COMPREPLY=($(compgen -W "none simple first average max" -- "$cur")); return ;;
@@ -110,8 +118,10 @@ _bertcli() {
                 -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-a --aggregation --stride -m --model --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-a --aggregation --stride -m --model --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "train")
             case "$prev" in
             esac

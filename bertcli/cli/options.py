@@ -66,5 +66,8 @@ def output_options(f):
                      help="Bad input record: stop with exit 1, or report it on stderr and go on."),
         click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
                      help="Decimal places of scores in JSON output."),
+        click.option("-o", "--output", "output", metavar="FILE", help="Write results to FILE instead of stdout."),
+        click.option("--resume", "resume", metavar="FILE",
+                     help="Continue an interrupted run: skip the records FILE already holds, append the rest."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or warnings on stderr."),
     )(f)

@@ -40,11 +40,12 @@ class TableWriter:
 
     CHUNK = 200
 
-    def __init__(self, columns: list[str], rows_of: Callable[[dict], list[list[str]]], precision: int = 4):
+    def __init__(self, columns: list[str], rows_of: Callable[[dict], list[list[str]]], precision: int = 4,
+                 file=None):
         from rich.console import Console
         # Cells are user text: "[/x]" or ":smile:" must print as written, not as rich
         # markup (an unmatched closing tag even raised MarkupError) or emoji codes.
-        self.console = Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
+        self.console = Console(highlight=False, soft_wrap=False, markup=False, emoji=False, file=file)
         self.columns, self.rows_of, self.rows, self.count = columns, rows_of, [], 0
         self.precision = precision
 
@@ -68,14 +69,16 @@ class TableWriter:
         self.flush()
 
 
-def make_writer(fmt: str | None, precision: int, columns: list[str], rows_of):
+def make_writer(fmt: str | None, precision: int, columns: list[str], rows_of, stream=None):
+    """The writer for ``--format``; ``stream`` (an output file) defaults to stdout."""
+    out = stream or sys.stdout
     if fmt is None:
-        fmt = "table" if sys.stdout.isatty() else "jsonl"
+        fmt = "table" if out.isatty() else "jsonl"
     if fmt == "table":
-        return TableWriter(columns, rows_of)
+        return TableWriter(columns, rows_of, file=stream)
     if fmt == "json":
-        return JsonArrayWriter(sys.stdout, precision)
-    return JsonlWriter(sys.stdout, precision)
+        return JsonArrayWriter(out, precision)
+    return JsonlWriter(out, precision)
 
 
 def compose(rec: Record, result: dict, pairs: bool = False, collisions: set | None = None) -> dict:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import click
+
+from ..errors import InputError
 from ..io.readers import iter_input
-from .output import make_writer, progress_callback, write_results
+from ..io.resume import prepare_resume, skip_done
+from .output import compose, make_writer, progress_callback, write_results
 
 
 def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: list[str], rows_of: Callable,
@@ -22,6 +26,16 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
 
     records, source = iter_input(list(texts), params.get("input_path"), params.get("input_format", "auto"),
                                  params.get("field", "text"), params.get("field_b"), pairs)
+    out_path, resume = params.get("output"), params.get("resume")
+    if out_path and resume and out_path != resume:
+        raise click.UsageError("--resume FILE already names the output file; drop -o/--output")
+    fmt = params.get("fmt")
+    if resume:
+        if fmt not in (None, "jsonl"):
+            raise click.UsageError("--resume continues a JSONL file; drop --format or use --format jsonl")
+        done, last = prepare_resume(resume)
+        records = skip_done(records, done, last, resume, lambda rec: compose(rec, {}, pairs))
+        out_path = resume
     lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),
                     default=default)
     if prepare is not None:
@@ -29,7 +43,15 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
     cb, prog = progress_callback(params.get("quiet", False))
     opts = StreamOptions(batch_size=params["batch_size"], max_tokens=params["max_tokens"],
                          window=params["window"], progress=cb)
-    writer = make_writer(params.get("fmt"), params.get("precision", 6), columns, rows_of)
+    stream_out = None
+    if out_path:
+        try:
+            stream_out = open(out_path, "a" if resume else "w", encoding="utf-8", newline="\n")
+        except OSError as e:
+            raise InputError(f"cannot write '{out_path}': {e.strerror}") from None
+        if fmt is None:
+            fmt = "jsonl"
+    writer = make_writer(fmt, params.get("precision", 6), columns, rows_of, stream_out)
     try:
         write_results(stream(lm, records, opts), writer, on_error=params.get("on_error", "fail"),
                       source=source, pairs=pairs, quiet=params.get("quiet", False),
@@ -37,6 +59,8 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
     finally:
         if prog is not None:
             prog.stop()
+        if stream_out is not None:
+            stream_out.close()
 
 
 def short(text: str | None, n: int = 60) -> str:
