@@ -49,6 +49,8 @@ def test_resume_reaches_same_result(dropout_encoder, tmp_path):
 
     with pytest.raises(TrainError, match="not empty"):
         train_classify(dropout_encoder, train, out, dev, options=opts(**o))
+    with pytest.raises(TrainError, match=r"cannot resume: learning_rate, seed differ"):
+        train_classify(dropout_encoder, train, out, dev, options=opts(resume=True, learning_rate=0.1, seed=3, **o))
     events = []
     resumed = train_classify(dropout_encoder, train, out, dev, options=opts(resume=True, **o),
                              progress=events.append)

@@ -296,3 +296,24 @@ def test_ner_eval_tag_unseen(encoder_dir, tmp_path):
     dev.write_text("Bob B-PER\nin O\nMars B-PLANET\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"dev.txt, line 3: tag 'B-PLANET' is not among the training tags"):
         train_ner(encoder_dir, train, tmp_path / "out", dev, options=opts())
+
+
+def test_base_with_other_labels_gets_fresh_head(cls_dir):
+    import torch
+
+    from bertcli.train.core import _load_net
+    from bertcli.train.tasks import _fresh_head_if_relabelled
+
+    def head(labels):
+        net = _load_net("AutoModelForSequenceClassification", cls_dir, num_labels=2,
+                        id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)},
+                        ignore_mismatched_sizes=True)
+        loaded = net.classifier.weight.detach().clone()
+        _fresh_head_if_relabelled(cls_dir, net, labels, "classifier")
+        return loaded, net.classifier.weight.detach()
+
+    loaded, after = head(["NEGATIVE", "POSITIVE"])  # the base's own labels: keep its trained head
+    assert torch.equal(loaded, after)
+    loaded, after = head(["neg", "pos"])  # same size, other meaning: a fresh head
+    assert not torch.equal(loaded, after)
+    assert abs(after.std().item() - 0.5) < 0.25  # N(0, initializer_range=0.5) of the tiny config

@@ -489,6 +489,8 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
     notes: list[str] = []
     run = {"history": [], "evaluations": [], "n_train": len(job.train_features),
            "n_eval": len(job.eval_features or [])}
+    # Before touching any checkpoint: a resume with other options is refused as is.
+    _check_run_options(ckpt_dir, job, opts, bool(opts.resume and _checkpoints(ckpt_dir)))
     if opts.resume:
         resume_from, notes = last_complete_checkpoint(ckpt_dir)
         for n in notes:
@@ -504,6 +506,8 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
             run["history"] = saved.get("history", [])
             run["evaluations"] = saved.get("evaluations", [])
             run["resumed_from"] = str(resume_from)
+    if dev.type == "cuda" and dev.index is not None and world == 1:
+        torch.cuda.set_device(dev.index)  # the Trainer uses the current CUDA device
     strategy = "steps" if opts.eval_steps else "epoch"
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
@@ -565,6 +569,34 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
         torch.distributed.barrier()
     _emit(progress, {"event": "train_end", "global_step": state.global_step, "best_step": best_step})
     return result
+
+
+#: options that may differ between an interrupted run and its resumption.
+_RESUME_FREE = ("resume", "overwrite", "keep_checkpoints", "command", "device", "dtype", "logging_steps",
+                "eval_batch_size")
+
+
+def _check_run_options(ckpt_dir: Path, job: _Job, opts: TrainOptions, resuming: bool) -> None:
+    """Record the run's options next to its checkpoints; a resumed run must use the same
+    ones (else its steps would not continue the same schedule on the same data).
+
+    Raises:
+        TrainError: resuming with different options, labels, task or base model.
+    """
+    cur = {"task": job.task, "base_model": str(job.base), "labels": job.labels,
+           "n_train": len(job.train_features), "n_eval": len(job.eval_features or []),
+           "options": {k: v for k, v in asdict(opts).items() if k not in _RESUME_FREE}}
+    path = ckpt_dir / "run_options.json"
+    if resuming and path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        diff = [k for k in ("task", "base_model", "labels", "n_train", "n_eval") if old.get(k) != cur[k]]
+        diff += [k for k in cur["options"] if old.get("options", {}).get(k) != cur["options"][k]]
+        if diff:
+            raise TrainError(f"cannot resume: {', '.join(diff)} differ from the interrupted run's "
+                             f"(recorded in {path})", "resume with the same options and data, or use --overwrite")
+    elif _is_main():
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_json(path, cur)
 
 
 def _save(job: _Job, net, opts: TrainOptions, result: TrainResult, dev, dt, world: int) -> None:

@@ -147,9 +147,20 @@ def _fresh_head_if_relabelled(base: Path, net, labels: list[str], head: str) -> 
                   for a in cfg.get("architectures") or [])
     if trained and old_names and old_names != list(labels):
         # Same number of labels but other names: the loaded head would map them wrongly.
+        # BERT's initialisation of a Linear head (modeling_bert._init_weights): weights
+        # N(0, initializer_range), bias 0. (_init_weights itself skips modules that
+        # from_pretrained marked as initialised.)
+        import torch
+
         module = getattr(net, head, None)
-        if module is not None:
-            net._init_weights(module)
+        std = getattr(net.config, "initializer_range", 0.02)
+        for m in ([module] if module is not None else []):
+            for sub in m.modules():
+                if isinstance(sub, torch.nn.Linear):
+                    with torch.no_grad():
+                        sub.weight.normal_(0.0, std)
+                        if sub.bias is not None:
+                            sub.bias.zero_()
 
 
 # ---------------------------------------------------------------- NER
@@ -214,9 +225,8 @@ def train_ner(model: str | Path | None, train: str | Path, output: str | Path, e
               encoding=encoding, tag_names=labels)
     tr = read_ner(train, **kw)
     ev = read_ner(eval, **kw) if eval else None
-    if ev is not None and ev.scheme != tr.scheme and "O" not in (ev.scheme, tr.scheme):
-        only_o = all(t == "O" for s in ev.sentences for t in s.tags)
-        if not only_o:
+    if ev is not None and ev.scheme != tr.scheme:
+        if any(t != "O" for s in ev.sentences for t in s.tags):
             raise DataError(f"{ev.source}: tags are {ev.scheme} but the training data's are {tr.scheme}",
                             "convert both files to the same scheme")
     from .data import sort_tags
