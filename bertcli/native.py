@@ -214,16 +214,18 @@ class _Tied:
 
 # ------------------------------------------------------------------ weights
 
+def _strip_name(k: str) -> str:
+    for p in ("bert.", "roberta.", "model."):
+        if k.startswith(p) and (k[len(p):].startswith(("embeddings.", "encoder.", "pooler."))):
+            k = k[len(p):]
+            break
+    return k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+
+
 def _strip_prefix(sd: dict) -> dict:
-    """Drop the base-model prefix (``bert.``, ``roberta.``) so encoder keys are uniform."""
-    out = {}
-    for k, v in sd.items():
-        for p in ("bert.", "roberta.", "model."):
-            if k.startswith(p) and (k[len(p):].startswith(("embeddings.", "encoder.", "pooler."))):
-                k = k[len(p):]
-                break
-        out[k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")] = v
-    return out
+    """Drop the base-model prefix (``bert.``, ``roberta.``) so encoder keys are uniform:
+    a bare ``BertModel`` and a ``BertFor...`` checkpoint name the same weight alike."""
+    return {_strip_name(k): v for k, v in sd.items()}
 
 
 def _mapping(model: NativeEncoder) -> dict[str, list[str]]:
@@ -346,12 +348,14 @@ def apply_lora(sd: dict, adapter_dir: Path) -> dict:
     scale = acfg.get("lora_alpha", r) / (r ** 0.5 if acfg.get("use_rslora") else r)
     if acfg.get("rank_pattern") or acfg.get("alpha_pattern"):
         raise ModelError("adapter rank/alpha patterns not supported natively")
-    out = dict(sd)
+    # Adapters are trained on a BertFor... model ("bert.encoder..."), the base may be a
+    # bare encoder ("encoder..."): compare names without the base-model prefix.
+    out = _strip_prefix(sd)
     prefix = "base_model.model."
     for k, v in ad.items():
         name = k[len(prefix):] if k.startswith(prefix) else k
         if ".lora_A." in name:
-            base = name.split(".lora_A.")[0]
+            base = _strip_name(name.split(".lora_A.")[0] + ".weight")[: -len(".weight")]
             b = ad[k.replace(".lora_A.", ".lora_B.")]
             wkey = base + ".weight"
             if wkey not in out:
@@ -361,5 +365,5 @@ def apply_lora(sd: dict, adapter_dir: Path) -> dict:
             continue
         else:
             # modules_to_save: peft stores e.g. "classifier.modules_to_save.weight" or "classifier.weight"
-            out[name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", ".")] = v
+            out[_strip_name(name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", "."))] = v
     return out

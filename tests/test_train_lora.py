@@ -55,7 +55,7 @@ def test_lora_writes_adapter_folder(lora_run, encoder_dir):
     # bertcli.native.apply_lora looks the adapter's "bert.encoder..." targets up in the
     # base's own keys, which a bare BertModel saves without the "bert." prefix; "auto"
     # falls back to peft. Strict: this starts failing once native handles the prefix.
-    pytest.param("native", marks=pytest.mark.xfail(strict=True, reason="native LoRA merge misses base prefix")),
+    "native",
 ])
 def test_lora_adapter_loads_like_full_model(lora_run, backend):
     res, out = lora_run
