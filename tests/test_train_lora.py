@@ -52,9 +52,8 @@ def test_lora_writes_adapter_folder(lora_run, encoder_dir):
 
 @pytest.mark.parametrize("backend", [
     "auto", "transformers",
-    # bertcli.native.apply_lora looks the adapter's "bert.encoder..." targets up in the
-    # base's own keys, which a bare BertModel saves without the "bert." prefix; "auto"
-    # falls back to peft. Strict: this starts failing once native handles the prefix.
+    # The adapter targets "bert.encoder..." while the bare base saves "encoder...": the
+    # native merge must match them (and "transformers" goes through peft).
     "native",
 ])
 def test_lora_adapter_loads_like_full_model(lora_run, backend):
