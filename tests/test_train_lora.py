@@ -50,6 +50,15 @@ def test_lora_writes_adapter_folder(lora_run, encoder_dir):
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
 
 
+def test_evaluate_adapter_folder(lora_run, sentiment):
+    from bertcli.train import evaluate
+
+    res, out = lora_run
+    m = evaluate(out, sentiment[1], device="cpu")
+    assert m["accuracy"] == pytest.approx(res.metrics["accuracy"], abs=1e-9)
+    assert m["loss"] == pytest.approx(res.metrics["loss"], abs=1e-5)
+
+
 @pytest.mark.parametrize("backend", [
     "auto", "transformers",
     # The adapter targets "bert.encoder..." while the bare base saves "encoder...": the

@@ -317,3 +317,12 @@ def test_base_with_other_labels_gets_fresh_head(cls_dir):
     loaded, after = head(["neg", "pos"])  # same size, other meaning: a fresh head
     assert not torch.equal(loaded, after)
     assert abs(after.std().item() - 0.5) < 0.25  # N(0, initializer_range=0.5) of the tiny config
+
+
+def test_bf16_autocast_on_cpu_saves_float32(encoder_dir, sentiment, tmp_path):
+    from safetensors.torch import load_file
+
+    res = train_classify(encoder_dir, sentiment[0], tmp_path / "out", options=opts(dtype="bfloat16", epochs=2))
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert json.loads((tmp_path / "out" / "training_args.json").read_text())["dtype"] == "bfloat16"
+    assert {str(v.dtype) for v in load_file(str(tmp_path / "out" / "model.safetensors")).values()} == {"torch.float32"}
