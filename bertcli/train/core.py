@@ -187,14 +187,16 @@ def prepare_output(output: str | Path, overwrite: bool, resume: bool) -> Path:
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise TrainError(f"output '{out}' is a file, not a folder")
-    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if resume:
+    if resume or not _is_main():
+        # Under torchrun the main process alone judges (and clears) the folder: another
+        # rank may look only after the main one has started writing checkpoints into it.
         return out
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if entries and not overwrite:
         raise TrainError(f"output folder '{out}' is not empty ({', '.join(entries[:4])}"
                          f"{', ...' if len(entries) > 4 else ''})",
                          "pass --overwrite to replace it, or --resume to continue an interrupted run")
-    if entries and _is_main():
+    if entries:
         # Only what a run writes: a stale adapter_config.json would turn a new full
         # model into an "adapter"; anything else the user keeps there is left alone.
         for name in entries:

@@ -108,6 +108,8 @@ def train_classify(model: str | Path | None, train: str | Path, output: str | Pa
         raise DataError(f"{ev.source}: the training data has {'text pairs' if tr.text_pair_field else 'single texts'}"
                         f" but this file has {'text pairs' if ev.text_pair_field else 'single texts'}")
     label_list = list(labels) if labels else tr.labels()
+    if not label_list:
+        raise DataError(f"{tr.source}: no labels in the training data")
     if len(label_list) < 2 and not multi_label:
         raise DataError(f"{tr.source}: only one label ({', '.join(label_list)}) in the training data",
                         "a classifier needs at least two labels")
