@@ -267,6 +267,12 @@ def quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    # Deprecation notices of transformers/peft internals are not the user's business.
+    for mod in ("transformers", "peft"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=mod)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=mod)
     from transformers.utils import logging as tlog
     tlog.set_verbosity_error()
     try:

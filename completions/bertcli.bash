@@ -151,6 +151,7 @@ _bertcli() {
                 --lora) return ;;
                 --lora-alpha) return ;;
                 --lora-dropout) return ;;
+                --lora-targets) COMPREPLY=($(compgen -W "attention all-linear" -- "$cur")); return ;;
                 --max-train-samples) return ;;
                 --max-eval-samples) return ;;
                 --encoding) return ;;
@@ -161,8 +162,9 @@ _bertcli() {
                 --data-format) COMPREPLY=($(compgen -W "auto jsonl csv tsv label-text" -- "$cur")); return ;;
                 --label-sep) return ;;
                 --labels) return ;;
+                --label-map) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --text-field --text-pair-field --label-field --data-format --multi-label --label-sep --header --no-header --labels --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --text-field --text-pair-field --label-field --data-format --multi-label --label-sep --header --no-header --labels --label-map --help" -- "$cur")) ;;
         "train mlm")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -188,6 +190,7 @@ _bertcli() {
                 --lora) return ;;
                 --lora-alpha) return ;;
                 --lora-dropout) return ;;
+                --lora-targets) COMPREPLY=($(compgen -W "attention all-linear" -- "$cur")); return ;;
                 --max-train-samples) return ;;
                 --max-eval-samples) return ;;
                 --encoding) return ;;
@@ -196,7 +199,7 @@ _bertcli() {
                 --documents) COMPREPLY=($(compgen -W "auto file blank-line" -- "$cur")); return ;;
                 --eval-fraction) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --nsp --mlm-probability --documents --no-gutenberg --eval-fraction --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --nsp --mlm-probability --documents --no-gutenberg --eval-fraction --help" -- "$cur")) ;;
         "train ner")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -222,6 +225,7 @@ _bertcli() {
                 --lora) return ;;
                 --lora-alpha) return ;;
                 --lora-dropout) return ;;
+                --lora-targets) COMPREPLY=($(compgen -W "attention all-linear" -- "$cur")); return ;;
                 --max-train-samples) return ;;
                 --max-eval-samples) return ;;
                 --encoding) return ;;
@@ -234,7 +238,7 @@ _bertcli() {
                 --scheme) COMPREPLY=($(compgen -W "auto IOB1 IOB2 BIOES" -- "$cur")); return ;;
                 --on-invalid) COMPREPLY=($(compgen -W "fix error" -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --data-format --token-column --tag-column --tokens-field --tags-field --scheme --on-invalid --label-all-tokens --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --data-format --token-column --tag-column --tokens-field --tags-field --scheme --on-invalid --label-all-tokens --help" -- "$cur")) ;;
         "evaluate")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -248,12 +252,13 @@ _bertcli() {
                 --text-field) return ;;
                 --text-pair-field) return ;;
                 --label-field) return ;;
+                --label-map) return ;;
                 --data-format) return ;;
                 --tag-column) return ;;
                 --encoding) return ;;
                 -f|--format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --data --task --device --dtype -b --batch-size --max-length --seed --text-field --text-pair-field --label-field --data-format --tag-column --encoding -f --format --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --data --task --device --dtype -b --batch-size --max-length --seed --text-field --text-pair-field --label-field --label-map --data-format --tag-column --encoding -f --format --help" -- "$cur")) ;;
     esac
 }
 complete -o default -F _bertcli bertcli

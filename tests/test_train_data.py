@@ -349,3 +349,26 @@ def test_real_books(shared_data):
     assert docs[0].sentences[0] == "ALICE\u2019S ADVENTURES IN WONDERLAND"
     assert not any("Gutenberg" in s for d in docs for s in d.sentences[:3] + d.sentences[-3:])
     assert all("\r" not in s and "\ufeff" not in s for d in docs for s in d.sentences)
+
+
+def test_label_map_renames_labels_as_read(tmp_path):
+    from bertcli.train.data import read_classification
+
+    f = tmp_path / "d.tsv"
+    f.write_text("sentence\tlabel\ngood film\t1\nbad film\t0\nodd film\t2\n")
+    data = read_classification(f, label_map={"0": "negative", "1": "positive"})
+    assert [e.label for e in data.examples] == ["positive", "negative", "2"]
+    assert data.labels() == ["2", "negative", "positive"]
+
+
+def test_lora_target_patterns():
+    import re
+
+    from bertcli.train.core import _LORA_TARGETS
+
+    names = ["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.output.dense",
+             "bert.encoder.layer.5.intermediate.dense", "bert.encoder.layer.5.output.dense",
+             "bert.pooler.dense", "cls.predictions.transform.dense", "classifier"]
+    hit = {k: [n for n in names if re.fullmatch(p, n)] for k, p in _LORA_TARGETS.items()}
+    assert hit["attention"] == names[:2]
+    assert hit["all-linear"] == names[:4]

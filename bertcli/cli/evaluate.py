@@ -20,6 +20,7 @@ import click
 @click.option("--text-field")
 @click.option("--text-pair-field")
 @click.option("--label-field")
+@click.option("--label-map", metavar="OLD=NEW,...", help="Rename data labels as read (classify).")
 @click.option("--data-format", help="auto, jsonl, csv, tsv, label-text (classify); conll, jsonl (ner).")
 @click.option("--tag-column", type=int, help="CoNLL tag column (NER).")
 @click.option("--encoding", default="auto", show_default=True)
@@ -37,6 +38,9 @@ def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed,
     """
     from ..train import evaluate
 
+    from .train import parse_label_map
+
+    read_kw["label_map"] = parse_label_map(read_kw.get("label_map"))
     kw = {k: v for k, v in read_kw.items() if v is not None}
     res = evaluate(model, data, task=task, device=device, dtype=dtype, batch_size=batch_size,
                    max_length=max_length, seed=seed, **kw)

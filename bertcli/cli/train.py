@@ -45,6 +45,8 @@ def train_options(f):
         click.option("--lora", type=click.IntRange(min=1), metavar="R", help="Train LoRA adapters of rank R."),
         click.option("--lora-alpha", type=float, help="LoRA alpha (default 2*R)."),
         click.option("--lora-dropout", type=float, default=0.1, show_default=True),
+        click.option("--lora-targets", type=click.Choice(["attention", "all-linear"]), default="attention",
+                     show_default=True, help="Layers that get LoRA adapters."),
         click.option("--merge", is_flag=True, help="With --lora: write plain merged weights."),
         click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint in --output."),
         click.option("--overwrite", is_flag=True, help="Replace a previous run in --output."),
@@ -60,7 +62,7 @@ def train_options(f):
 
 _OPTION_FIELDS = ("epochs", "max_steps", "learning_rate", "batch_size", "eval_batch_size", "grad_accum", "warmup",
                   "weight_decay", "max_length", "seed", "device", "dtype", "eval_steps", "logging_steps", "patience",
-                  "metric", "group_by_length", "freeze_encoder", "lora", "lora_alpha", "lora_dropout", "merge",
+                  "metric", "group_by_length", "freeze_encoder", "lora", "lora_alpha", "lora_dropout", "lora_targets", "merge",
                   "resume", "overwrite", "keep_checkpoints", "max_train_samples", "max_eval_samples")
 
 
@@ -133,6 +135,19 @@ class Reporter:
             self.progress = None
 
 
+def parse_label_map(value: str | None) -> dict[str, str] | None:
+    """``"0=negative,1=positive"`` -> ``{"0": "negative", "1": "positive"}``."""
+    if not value:
+        return None
+    out = {}
+    for part in value.split(","):
+        old, sep, new = part.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise click.BadParameter(f"'{part}' is not OLD=NEW", param_hint="--label-map")
+        out[old.strip()] = new.strip()
+    return out
+
+
 def _rounded(d):
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
 
@@ -179,6 +194,7 @@ def train_group():
 @click.option("--label-sep", help="Separator of labels in a CSV/TSV cell (with --multi-label).")
 @click.option("--header/--no-header", default=None, help="CSV/TSV has a header row (default: detect).")
 @click.option("--labels", "labels", metavar="A,B,...", help="Label set in id order (default: sorted from the data).")
+@click.option("--label-map", "label_map", metavar="OLD=NEW,...", help="Rename labels as read (0=negative,1=positive).")
 def train_classify_cmd(**params):
     """Fine-tune a sequence classifier (single texts or pairs, single- or multi-label).
 
@@ -198,7 +214,8 @@ def train_classify_cmd(**params):
          params.pop("eval_path"), text_field=params.pop("text_field"), text_pair_field=params.pop("text_pair_field"),
          label_field=params.pop("label_field"), data_format=params.pop("data_format"),
          multi_label=params.pop("multi_label"), label_sep=params.pop("label_sep"), header=params.pop("header"),
-         encoding=params.pop("encoding"), labels=labels, options=opts)
+         encoding=params.pop("encoding"), labels=labels, label_map=parse_label_map(params.pop("label_map")),
+         options=opts)
 
 
 @train_group.command("ner")

@@ -82,8 +82,10 @@ class TrainOptions:
         group_by_length: batches of similar lengths (less padding; order still seeded).
         freeze_encoder: train only the head (and the pooler of sequence classifiers,
             which a bare encoder may not have trained).
-        lora: LoRA rank; adapters on the attention query/key/value/output projections,
-            the head in ``modules_to_save``. ``lora_alpha`` defaults to ``2 * lora``.
+        lora: LoRA rank; adapters on the attention query/key/value/output projections
+            (``lora_targets="attention"``) or on every encoder linear layer, feed-forward
+            included (``"all-linear"``), the head in ``modules_to_save``. ``lora_alpha``
+            defaults to ``2 * lora``.
         merge: with ``lora``, write plain merged weights instead of an adapter folder.
         resume: continue from the newest complete checkpoint in ``output/checkpoints``.
         overwrite: replace a previous run's files in a non-empty output folder.
@@ -114,6 +116,7 @@ class TrainOptions:
     lora: int | None = None
     lora_alpha: float | None = None
     lora_dropout: float = 0.1
+    lora_targets: str = "attention"
     merge: bool = False
     resume: bool = False
     overwrite: bool = False
@@ -441,6 +444,15 @@ def _greater_is_better(metric: str) -> bool:
     return not ("loss" in metric or "perplexity" in metric)
 
 
+#: LoRA target modules of BERT-family encoders: the attention projections (query/key/value
+#: and the attention output dense), or every encoder linear layer (+ intermediate and
+#: output feed-forward denses), which adds capacity where LoRA on attention alone falls short.
+_LORA_TARGETS = {
+    "attention": r".*\.attention\.(self\.(query|key|value)|output\.dense)$",
+    "all-linear": r".*\.layer\.\d+\.(attention\.(self\.(query|key|value)|output\.dense)|intermediate\.dense|output\.dense)$",
+}
+
+
 def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
     net = job.net
     if opts.lora and opts.freeze_encoder:
@@ -454,6 +466,8 @@ def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
         if pooler is not None and job.task == "classify":
             for p in pooler.parameters():
                 p.requires_grad = True
+    if opts.lora and opts.lora_targets not in _LORA_TARGETS:
+        raise TrainError(f"unknown lora_targets '{opts.lora_targets}'", "use attention or all-linear")
     if opts.lora:
         if job.task == "mlm":
             raise TrainError("LoRA is not supported for mlm pre-training", "train the full model")
@@ -463,9 +477,7 @@ def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
             raise TrainError("lora needs the 'peft' package", "pip install 'bertcli[train]'") from None
         cfg = LoraConfig(r=int(opts.lora), lora_alpha=opts.lora_alpha or 2 * int(opts.lora),
                          lora_dropout=opts.lora_dropout,
-                         # attention projections of BERT-family encoders (query/key/value and
-                         # the attention output dense), not the feed-forward denses.
-                         target_modules=r".*\.attention\.(self\.(query|key|value)|output\.dense)$",
+                         target_modules=_LORA_TARGETS[opts.lora_targets],
                          modules_to_save=job.lora_modules_to_save)
         try:
             job.net = get_peft_model(net, cfg)

@@ -182,7 +182,7 @@ def read_classification(path: str | Path, *, text_field: str | int | None = None
                         text_pair_field: str | int | None = None, label_field: str | int | None = None,
                         data_format: str = "auto", multi_label: bool = False, label_sep: str | None = None,
                         header: bool | None = None, encoding: str = "auto",
-                        require_labels: bool = True) -> ClassifyData:
+                        require_labels: bool = True, label_map: dict[str, str] | None = None) -> ClassifyData:
     """Read a text-classification file.
 
     Args:
@@ -199,6 +199,8 @@ def read_classification(path: str | Path, *, text_field: str | int | None = None
         header: CSV/TSV only; ``None`` detects it (the first row names the label field).
         encoding: see :func:`read_lines`.
         require_labels: a missing label is an error (else ``label`` is None).
+        label_map: rename labels as read (e.g. ``{"0": "negative", "1": "positive"}``);
+            labels not in the map are kept.
 
     Returns:
         :class:`ClassifyData`.
@@ -224,6 +226,12 @@ def read_classification(path: str | Path, *, text_field: str | int | None = None
     data.warnings = issues + data.warnings
     if not data.examples:
         raise DataError(f"{src}: no examples found")
+    if label_map:
+        for ex in data.examples:
+            if isinstance(ex.label, list):
+                ex.label = [label_map.get(x, x) for x in ex.label]
+            elif ex.label is not None:
+                ex.label = label_map.get(ex.label, ex.label)
     return data
 
 

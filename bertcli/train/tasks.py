@@ -68,8 +68,8 @@ def train_classify(model: str | Path | None, train: str | Path, output: str | Pa
                    *, text_field: str | None = None, text_pair_field: str | None = None,
                    label_field: str | None = None, data_format: str = "auto", multi_label: bool = False,
                    label_sep: str | None = None, header: bool | None = None, encoding: str = "auto",
-                   labels: list[str] | None = None, options: TrainOptions | None = None,
-                   progress: ProgressFn | None = None) -> TrainResult:
+                   labels: list[str] | None = None, label_map: dict[str, str] | None = None,
+                   options: TrainOptions | None = None, progress: ProgressFn | None = None) -> TrainResult:
     """Fine-tune a sequence classifier (single- or multi-label, single texts or pairs).
 
     The head is ``AutoModelForSequenceClassification`` on ``[CLS]`` (BERT paper §4.1):
@@ -84,6 +84,7 @@ def train_classify(model: str | Path | None, train: str | Path, output: str | Pa
         output: the model folder to write.
         labels: the label set in id order; default: the training labels, sorted
             (numerically when all are integers).
+        label_map: rename labels as read (``{"0": "negative", "1": "positive"}``).
         options: :class:`TrainOptions`.
         progress: event callback (see :mod:`bertcli.train.core`).
 
@@ -101,7 +102,7 @@ def train_classify(model: str | Path | None, train: str | Path, output: str | Pa
     base = _base_dir(model)
     kw = dict(text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
               data_format=data_format, multi_label=multi_label, label_sep=label_sep, header=header,
-              encoding=encoding)
+              encoding=encoding, label_map=label_map)
     tr = read_classification(train, **kw)
     ev = read_classification(eval, **kw) if eval else None
     if ev is not None and (ev.text_pair_field is None) != (tr.text_pair_field is None):
