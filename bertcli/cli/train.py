@@ -103,6 +103,11 @@ class Reporter:
             self.progress.update(self.task, completed=ev.get("step", 0),
                                  loss=f"{ev['loss']:.4f}" if ev.get("loss") is not None else "-",
                                  rate=f"{rate:.1f} samples/s" if rate else "")
+        elif kind == "log" and not self.quiet:
+            # Not a terminal (a log file, CI): one plain line per logging step.
+            loss = f" loss {ev['loss']:.4f}" if ev.get("loss") is not None else ""
+            rate = f" {ev['samples_per_second']:.1f} samples/s" if ev.get("samples_per_second") else ""
+            click.echo(f"step {ev.get('step')}/{ev.get('max_steps')}{loss}{rate}", err=True)
         elif kind == "eval":
             self.row({"step": ev.get("step"), "epoch": ev.get("epoch"), **ev.get("metrics", {})})
         elif kind == "warning" and not self.quiet:

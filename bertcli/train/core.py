@@ -375,19 +375,31 @@ def _make_reporter(progress: ProgressFn | None, run: dict):
 
         def __init__(self):
             self.trainer = None
+            self.mark = None  # (time, step) of the last log: training throughput between logs
 
         def on_train_begin(self, args, state, control, **kw):
+            import time
+
+            self.mark = (time.perf_counter(), state.global_step)
             _emit(progress, {"event": "train_begin", "max_steps": state.max_steps, "epochs": args.num_train_epochs,
                              "train_examples": run["n_train"], "eval_examples": run["n_eval"],
                              "world_size": args.world_size, "resumed_from": run.get("resumed_from"),
                              "global_step": state.global_step})
 
         def on_log(self, args, state, control, logs=None, **kw):
+            import time
+
             logs = logs or {}
             if "loss" in logs:
+                rate = None
+                now = time.perf_counter()
+                if self.mark is not None and state.global_step > self.mark[1]:
+                    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+                    rate = (state.global_step - self.mark[1]) * per_step / (now - self.mark[0])
+                self.mark = (now, state.global_step)
                 _emit(progress, {"event": "log", "step": state.global_step, "max_steps": state.max_steps,
                                  "epoch": state.epoch, "loss": logs["loss"],
-                                 "learning_rate": logs.get("learning_rate")})
+                                 "learning_rate": logs.get("learning_rate"), "samples_per_second": rate})
 
         def on_epoch_end(self, args, state, control, **kw):
             loss = self.trainer.take_epoch_loss() if self.trainer is not None else None
