@@ -422,13 +422,18 @@ def _auto_class(task: str):
     return getattr(transformers, TASKS[task][0])
 
 
-def _load_full(path: Path, task: str):
+def _auto_config(path: Path):
+    """transformers' config of ``path`` (local files, no remote code)."""
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+        return AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
     except Exception as e:
         raise ModelError(f"cannot read config in '{path}': {_first_line(e)}") from None
+
+
+def _load_full(path: Path, task: str):
+    config = _auto_config(path)
     cls = _auto_class(task)
     try:
         net, info = cls.from_pretrained(str(path), config=config, local_files_only=True, use_safetensors=True,
@@ -464,8 +469,6 @@ def _check_missing(path: Path, task: str, net, missing) -> None:
 
 def _load_adapter(path: Path, task: str):
     """Load a PEFT adapter folder: base model + adapter, merged into plain weights."""
-    from transformers import AutoConfig
-
     try:
         acfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     except ValueError as e:
@@ -476,10 +479,7 @@ def _load_adapter(path: Path, task: str):
                          + (f" (only pickle files: {', '.join(pickles)}; refused)" if pickles else ""))
     base = resolve_base_model(acfg.get("base_model_name_or_path"), path)
     check_folder(base)
-    try:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
-    except Exception as e:
-        raise ModelError(f"cannot read config in '{path}': {_first_line(e)}") from None
+    config = _auto_config(path)
     cls = _auto_class(task)
     try:
         net = cls.from_pretrained(str(base), config=config, local_files_only=True, use_safetensors=True,

@@ -160,12 +160,19 @@ def _bad_utf8(e: UnicodeDecodeError) -> str:
     return f"invalid UTF-8 at byte {e.start}"
 
 
-def _read_text(lines, pairs: bool) -> Iterator[Record]:
+def _decoded(lines):
+    """``(index, line_number, text, None)``, or ``(index, line_number, None, error_record)``."""
     for i, (n, raw) in enumerate(lines):
         try:
-            s = _decode(raw)
+            yield i, n, _decode(raw), None
         except UnicodeDecodeError as e:
-            yield Record(i, n, error=_bad_utf8(e))
+            yield i, n, None, Record(i, n, error=_bad_utf8(e))
+
+
+def _read_text(lines, pairs: bool) -> Iterator[Record]:
+    for i, n, s, bad in _decoded(lines):
+        if bad is not None:
+            yield bad
             continue
         if pairs:
             a, sep, b = s.partition("\t")
@@ -187,11 +194,9 @@ def _get_str(obj: dict, key: str) -> tuple[str | None, str | None]:
 
 
 def _read_jsonl(lines, field: str, field_b: str | None) -> Iterator[Record]:
-    for i, (n, raw) in enumerate(lines):
-        try:
-            s = _decode(raw)
-        except UnicodeDecodeError as e:
-            yield Record(i, n, error=_bad_utf8(e))
+    for i, n, s, bad in _decoded(lines):
+        if bad is not None:
+            yield bad
             continue
         if not s.strip():
             yield Record(i, n, error="empty line, expected a JSON object")
