@@ -22,14 +22,20 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_WINDOW = 1024
 
 
-def windows(items: Iterable[T], size: int, is_barrier: Callable[[T], bool] = lambda _: False) -> Iterator[list[T]]:
+def windows(items: Iterable[T], size: int, is_barrier: Callable[[T], bool] = lambda _: False,
+            start: int = 1) -> Iterator[list[T]]:
     """Cut a stream into lists of at most ``size`` items.
+
+    Windows grow from ``start`` items, doubling up to ``size``, so that the first results
+    of a slow stream (``tail -f | bertcli ...``) or of a long run come out at once, and an
+    interrupted run has written something; later windows are full-size for good sorting.
 
     A *barrier* item (e.g. an input error) ends the current window and is yielded as a
     window of its own, so that everything read before it is processed and written
     before the barrier is handled. Nothing is read ahead of the barrier.
     """
     buf: list[T] = []
+    cap = max(1, min(start, size))
     for it in items:
         if is_barrier(it):
             if buf:
@@ -38,9 +44,10 @@ def windows(items: Iterable[T], size: int, is_barrier: Callable[[T], bool] = lam
             yield [it]
             continue
         buf.append(it)
-        if len(buf) >= size:
+        if len(buf) >= cap:
             yield buf
             buf = []
+            cap = min(size, cap * 2)
     if buf:
         yield buf
 

@@ -34,6 +34,16 @@ TASKS: dict[str, tuple[str, str, str]] = {
     "encoder": ("AutoModel", "encoder", ""),
 }
 
+#: architecture-name endings that carry each task's head (a bare "...Model" carries none).
+HEAD_SUFFIXES = {
+    "fill-mask": ("ForMaskedLM", "ForPreTraining"),
+    "nsp": ("ForNextSentencePrediction", "ForPreTraining"),
+    "classify": ("ForSequenceClassification",),
+    "ner": ("ForTokenClassification",),
+}
+_COMMAND_FOR = {"ForMaskedLM": "fill-mask", "ForPreTraining": "fill-mask or nsp",
+                "ForNextSentencePrediction": "nsp", "ForSequenceClassification": "classify or sentiment",
+                "ForTokenClassification": "ner"}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 #: Safety bound on positions: no BERT-family checkpoint needs more, and an absurd value
 #: would allocate gigabytes before failing.
@@ -192,6 +202,26 @@ def check_folder(path: Path) -> dict:
     return cfg
 
 
+def check_architecture(cfg: dict, task: str, path: Path) -> None:
+    """Refuse a checkpoint whose ``architectures`` name another task's head.
+
+    A sentence classifier and a token classifier both store ``classifier.weight`` with
+    the same shape, so weights alone cannot tell them apart; ``config.json`` can.
+
+    Raises:
+        ModelError: naming the checkpoint's head and the command that uses it.
+    """
+    archs = [a for a in (cfg.get("architectures") or []) if isinstance(a, str)]
+    if task not in HEAD_SUFFIXES or not archs:
+        return
+    if any(a.endswith(HEAD_SUFFIXES[task]) for a in archs):
+        return
+    other = next((suf for a in archs for suf in _COMMAND_FOR if a.endswith(suf)), None)
+    if other is not None:
+        raise ModelError(f"'{path}' is a {archs[0]} checkpoint: it has no {TASKS[task][1]}",
+                         f"use it with 'bertcli {_COMMAND_FOR[other]}'")
+
+
 def _check_symlinks(path: Path) -> None:
     root = path.resolve()
     for p in path.iterdir():
@@ -223,8 +253,10 @@ def weight_files(path: Path) -> list[Path]:
         raise ModelError(
             f"model folder '{path}' has only pickle weights ({', '.join(pickles)}); bertcli loads safetensors only, "
             "because unpickling can run arbitrary code",
-            "on a machine where you trust the file, convert it: python -c \"from transformers import AutoModel; "
-            f"AutoModel.from_pretrained('{path}').save_pretrained('{path}', safe_serialization=True)\"")
+            "on a machine where you trust the file, convert it with the model's own class (the 'architectures' "
+            "entry of config.json), e.g. python -c \"import transformers as t; "
+            f"t.AutoModelForSequenceClassification.from_pretrained('{path}').save_pretrained('{path}', "
+            "safe_serialization=True)\"")
     raise ModelError(f"model folder '{path}' has no *.safetensors weights")
 
 
@@ -332,6 +364,7 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
     dev, dt = resolve(device, dtype)
     path = resolve_model_dir(model, default or task)
     cfg = check_folder(path)
+    check_architecture(cfg, task, path)
     backend = os.environ.get("BERTCLI_BACKEND", "auto").lower()
     if backend not in ("auto", "native", "transformers"):
         raise ModelError(f"BERTCLI_BACKEND={backend!r} is not one of auto, native, transformers")

@@ -291,6 +291,10 @@ def load_state(model: NativeEncoder, sd: dict, path: Path, head_name: str, hint:
             except KeyError:
                 missing.append(q + "query/key/value")
                 continue
+            if w.shape != own[f"layers.{i}.qkv.weight"].shape or b.shape != own[f"layers.{i}.qkv.bias"].shape:
+                raise ModelError(f"'{path}': attention weights of layer {i} have shape {tuple(w.shape)}, "
+                                 f"config implies {tuple(own[f'layers.{i}.qkv.weight'].shape)}",
+                                 "the config does not belong to these weights")
             own[f"layers.{i}.qkv.weight"].copy_(w)
             own[f"layers.{i}.qkv.bias"].copy_(b)
         for name, cands in _mapping(model).items():

@@ -454,7 +454,7 @@ def test_pickle_only_weights_are_refused_and_never_unpickled(cls_dir, tmp_path):
         msg = _one_line_error(invoke(["classify", "x", "-m", folder], env={"BERTCLI_BACKEND": backend}))
         assert msg.startswith(f"Error: model folder '{folder}' has only pickle weights (pytorch_model.bin); "
                               "bertcli loads safetensors only, because unpickling can run arbitrary code; "
-                              "on a machine where you trust the file, convert it: ")
+                              "on a machine where you trust the file, convert it with the model's own class ")
         assert not fired.exists(), "the pickle file was unpickled"
 
 

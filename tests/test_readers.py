@@ -341,7 +341,7 @@ def test_property_one_record_per_line_whatever_the_bytes(lines, fmt):
 
 def test_windows_cut_at_barriers_and_bounded():
     items = [1, 2, 3, -1, 4, 5, 6, 7, 8, -2, -3, 9]
-    got = list(batching.windows(items, 3, is_barrier=lambda x: x < 0))
+    got = list(batching.windows(items, 3, is_barrier=lambda x: x < 0, start=3))
     assert got == [[1, 2, 3], [-1], [4, 5, 6], [7, 8], [-2], [-3], [9]]
 
 
@@ -353,7 +353,7 @@ def test_windows_read_nothing_beyond_a_barrier():
             consumed.append(x)
             yield x
 
-    it = batching.windows(source(), 10, is_barrier=lambda x: x < 0)
+    it = batching.windows(source(), 10, is_barrier=lambda x: x < 0, start=10)
     assert next(it) == [1, 2]
     assert consumed == [1, 2, -1]  # the barrier was read to end the window, nothing after it
     assert next(it) == [-1]

@@ -3,6 +3,7 @@ imports torch or transformers at import time, so ``bertcli --help`` is instant."
 
 from __future__ import annotations
 
+import errno
 import importlib
 import signal
 import sys
@@ -58,6 +59,16 @@ class LazyGroup(click.Group):
         except BertcliError as e:
             click.echo(format_error(e), err=True)
             ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+                click.echo(f"Error: cannot write: {e.strerror}", err=True)
+                ctx.exit(1)
+            raise
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -163,8 +163,12 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
                     warn(f"{where}: text longer than the model's maximum was truncated "
                          "(records carry truncated: true; further warnings suppressed)", quiet)
                 n_before = len(collisions)
+                out = compose(rec, res, pairs, collisions)
+                if isinstance(writer, TableWriter):
+                    # the table shows the text whatever field it came from
+                    out = {**out, "text": rec.text, "text_pair": rec.text_pair}
                 intr.writing = True
-                writer.write(compose(rec, res, pairs, collisions))
+                writer.write(out)
                 intr.writing = False
                 if len(collisions) != n_before:
                     warn(f"input field(s) {', '.join(sorted(collisions))} renamed to input_<name>: "

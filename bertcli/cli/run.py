@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import os
+
 import click
 
 from ..errors import InputError
@@ -30,6 +32,14 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
     if out_path and resume and out_path != resume:
         raise click.UsageError("--resume FILE already names the output file; drop -o/--output")
     fmt = params.get("fmt")
+    target = resume or out_path
+    if target:
+        tp = os.path.abspath(target)
+        inp = params.get("input_path")
+        if inp and inp != "-" and os.path.exists(inp) and os.path.exists(tp) and os.path.samefile(inp, tp):
+            raise InputError(f"the output file '{target}' is the input file", "write the results to another file")
+        if not os.path.isdir(os.path.dirname(tp)):
+            raise InputError(f"cannot write '{target}': folder '{os.path.dirname(tp)}' does not exist")
     if resume:
         if fmt not in (None, "jsonl"):
             raise click.UsageError("--resume continues a JSONL file; drop --format or use --format jsonl")

@@ -18,19 +18,22 @@ def train_options(f):
         click.option("--train", "train_path", required=True, metavar="PATH", help="Training data."),
         click.option("--eval", "eval_path", metavar="PATH", help="Evaluation data (each epoch / --eval-steps)."),
         click.option("-o", "--output", required=True, metavar="DIR", help="Model folder to write."),
-        click.option("--epochs", type=float, default=3.0, show_default=True),
+        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+                     help="Passes over the training data (fractions allowed)."),
         click.option("--max-steps", type=int, default=-1, help="Optimizer steps; overrides --epochs when > 0."),
-        click.option("--lr", "--learning-rate", "learning_rate", type=float, default=5e-5, show_default=True),
+        click.option("--lr", "--learning-rate", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=5e-5,
+                     show_default=True, help="Peak learning rate (LoRA and short runs want ~10x more)."),
         click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--eval-batch-size", type=click.IntRange(min=1)),
         click.option("--grad-accum", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Micro-batches per optimizer step."),
-        click.option("--warmup", type=float, default=0.0, show_default=True,
+        click.option("--warmup", type=click.FloatRange(min=0), default=0.0, show_default=True,
                      help="Linear warm-up: a fraction of all steps (<1) or a step count."),
-        click.option("--weight-decay", type=float, default=0.01, show_default=True),
+        click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True,
+                     help="AdamW weight decay (not on biases/LayerNorm)."),
         click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True,
                      help="Tokens per example."),
-        click.option("--seed", type=int, default=42, show_default=True),
+        click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same metrics."),
         click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps"),
         click.option("--dtype", default="auto", show_default=True,
                      type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
@@ -163,7 +166,17 @@ def _cell(v) -> str:
     return "" if v is None else str(v)
 
 
+def _check_extras() -> None:
+    import importlib.util
+
+    missing = [m for m in ("accelerate",) if importlib.util.find_spec(m) is None]
+    if missing:
+        from ..errors import BertcliError
+        raise BertcliError(f"training needs {', '.join(missing)}", "pip install 'bertcli[train]'")
+
+
 def _run(fn, params, *args, **kw):
+    _check_extras()
     rep = Reporter(params.pop("fmt"), params.pop("quiet"))
     try:
         result = fn(*args, progress=rep, **kw)
@@ -240,7 +253,7 @@ def train_ner_cmd(**params):
     \b
     Examples:
       bertcli train ner --train conll2003/train.txt --eval conll2003/dev.txt -o runs/conll
-      bertcli train ner --train weibo_ner/train.txt --eval weibo_ner/dev.txt -o runs/weibo
+      bertcli train ner --train weibo_ner/weiboNER_2nd_conll.train --eval weibo_ner/weiboNER_2nd_conll.dev -o runs/weibo
     """
     from ..train import train_ner
 
