@@ -194,10 +194,8 @@ class NativeEncoder(nn.Module):
         if t == "fill-mask":
             rows = x if mask_rows is None else x[starts_t[mask_rows[:, 0]] + mask_rows[:, 1]]
             y = self.mlm_ln(self.act(tiled_linear(rows, self.mlm_dense)))
-            dec = self.decoder if self.decoder is not None else _Tied(self.word.weight, self.mlm_bias)
-            if self.decoder is not None:
-                dec = _Tied(self.decoder.weight, self.mlm_bias)
-            logits = tiled_linear(y, dec)
+            w = self.decoder.weight if self.decoder is not None else self.word.weight
+            logits = tiled_linear(y, _Tied(w, self.mlm_bias))
             return logits if mask_rows is not None else self._unpack(logits, lengths, L)
         first = x[starts_t]
         if t == "classify" and self.family == "roberta":
