@@ -11,14 +11,20 @@ Safety rules (checked before anything is instantiated):
 * never the hub: every ``from_pretrained`` gets ``local_files_only=True``;
 * never pickle: ``*.bin``/``*.pt``/``*.ckpt`` weights are refused, not opened;
 * never remote code: a config with ``auto_map`` is refused (``trust_remote_code=False``);
-* no symlink inside the folder may point outside it;
-* weight shapes in the safetensors header must agree with ``config.json``.
+* no symlink inside the folder may point outside it, and nothing in it may be a FIFO,
+  socket or device (reading one would block or never end);
+* sizes in ``config.json`` must be positive integers in sane bounds, and agree with
+  the weight shapes in the safetensors header (vocabulary rows, width, positions,
+  layers, total size), so an edited config cannot make the loader allocate gigabytes;
+* the tokenizer may not have more tokens than the embedding matrix has rows.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +54,11 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 #: Safety bound on positions: no BERT-family checkpoint needs more, and an absurd value
 #: would allocate gigabytes before failing.
 MAX_SANE_POSITIONS = 1 << 16
+#: Safety bounds on the other size fields of config.json (the largest released
+#: BERT-family models are far below them); a positive integer within the bound is required.
+SANE_SIZES = {"vocab_size": 1 << 22, "hidden_size": 1 << 16, "dim": 1 << 16, "embedding_size": 1 << 16,
+              "num_hidden_layers": 1 << 10, "n_layers": 1 << 10, "num_attention_heads": 1 << 10,
+              "n_heads": 1 << 10, "intermediate_size": 1 << 18, "hidden_dim": 1 << 18, "type_vocab_size": 1 << 16}
 #: model types whose position ids start at padding_idx + 1 (fairseq convention).
 OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xlm-roberta-xl"}
 
@@ -163,9 +174,14 @@ def check_folder(path: Path) -> dict:
 
     Raises:
         ModelError: folder missing; not a folder; no/invalid config.json; ``auto_map``
-            (custom code); a symlink pointing outside the folder; no safetensors weights
-            (pickle-only weights are refused with a conversion hint); no tokenizer files;
-            corrupt safetensors; weight shapes that contradict the config.
+            (custom code) in config.json or tokenizer_config.json; a symlink pointing
+            outside the folder, or a FIFO/socket/device in it; an unknown ``model_type``;
+            a size field that is not a sane positive integer; no safetensors weights
+            (pickle-only weights are refused with a conversion hint, never opened); no
+            tokenizer files; corrupt or truncated safetensors; weight shapes that
+            contradict the config. For a LoRA adapter folder: no/invalid
+            ``adapter_model.safetensors``, and the config checked against the base
+            model's weights when the base is found.
     """
     if not path.exists():
         raise ModelError(f"model folder '{path}' does not exist",
@@ -188,14 +204,23 @@ def check_folder(path: Path) -> dict:
                          "use a checkpoint of a built-in transformers architecture")
     if "model_type" not in cfg:
         raise ModelError(f"{cfg_file} has no model_type", "is this a Hugging Face transformers config?")
+    _check_tokenizer_config(path)
     mpe = cfg.get("max_position_embeddings")
-    if mpe is not None and (not isinstance(mpe, int) or mpe <= 0 or mpe > MAX_SANE_POSITIONS):
+    if mpe is not None and (not _is_int(mpe) or mpe <= 0 or mpe > MAX_SANE_POSITIONS):
         raise ModelError(f"{cfg_file}: max_position_embeddings={mpe!r} is not a sane value "
-                         f"(expected 1..{MAX_SANE_POSITIONS})")
+                         f"(expected 1..{MAX_SANE_POSITIONS})", "the config is damaged or not a BERT-family config")
+    for key, bound in SANE_SIZES.items():
+        v = cfg.get(key)
+        if v is not None and (not _is_int(v) or v <= 0 or v > bound):
+            raise ModelError(f"{cfg_file}: {key}={v!r} is not a sane value (expected 1..{bound})",
+                             "the config is damaged or not a BERT-family config")
+    _check_model_type(cfg_file, cfg)
     is_adapter = (path / "adapter_config.json").is_file()
     if not is_adapter:
         shapes = _safetensors_shapes(path)
         _check_shapes(path, cfg, shapes)
+    else:
+        _check_adapter(path, cfg)
     if not _has_tokenizer(path):
         raise ModelError(f"model folder '{path}' has no tokenizer files",
                          "add tokenizer.json (or vocab.txt for BERT, vocab.json+merges.txt for RoBERTa)")
@@ -223,6 +248,10 @@ def check_architecture(cfg: dict, task: str, path: Path) -> None:
 
 
 def _check_symlinks(path: Path) -> None:
+    """Refuse a symlink that leads outside the folder and anything that is neither a
+    regular file nor a folder (a FIFO named tokenizer.json would block the load forever)."""
+    import stat
+
     root = path.resolve()
     for p in path.iterdir():
         if p.is_symlink():
@@ -230,6 +259,49 @@ def _check_symlinks(path: Path) -> None:
             if root != target and root not in target.parents:
                 raise ModelError(f"'{p}' is a symlink to '{target}', outside the model folder; refusing to load it",
                                  "copy the file into the folder if you trust it")
+        try:
+            mode = p.stat().st_mode
+        except OSError:
+            continue  # a dangling link: the file is simply absent
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise ModelError(f"'{p}' in the model folder is not a regular file (a FIFO, socket or device); "
+                             "refusing to load it", "a model folder holds plain files only")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_tokenizer_config(path: Path) -> None:
+    """tokenizer_config.json may name custom tokenizer code (``auto_map``) too: refused."""
+    f = path / "tokenizer_config.json"
+    if not f.is_file():
+        return
+    try:
+        tcfg = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{f} is not valid JSON: {e}") from None
+    if isinstance(tcfg, dict) and (tcfg.get("auto_map") or tcfg.get("trust_remote_code")):
+        raise ModelError(f"{f} asks for custom code (auto_map); bertcli never runs code from a model folder",
+                         "use a checkpoint of a built-in transformers architecture")
+
+
+def _check_model_type(cfg_file: Path, cfg: dict) -> None:
+    """Refuse a ``model_type`` that neither the native encoder nor transformers knows."""
+    mt = cfg.get("model_type")
+    if not isinstance(mt, str) or not mt:
+        raise ModelError(f"{cfg_file}: model_type={mt!r} is not a model type name",
+                         "is this a Hugging Face transformers config?")
+    from .native import FAMILIES
+
+    if mt in FAMILIES:
+        return  # no need to import transformers' tables for the native families
+    quiet_transformers()
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if mt not in CONFIG_MAPPING_NAMES:
+        raise ModelError(f"{cfg_file}: unknown model_type '{mt}'",
+                         "bertcli runs architectures built into transformers (bert, roberta, distilbert, ...)")
 
 
 def _has_tokenizer(path: Path) -> bool:
@@ -245,7 +317,7 @@ def weight_files(path: Path) -> list[Path]:
         ModelError: none exist (with a conversion hint when pickle weights are present).
     """
     files = sorted(path.glob("*.safetensors"))
-    files = [f for f in files if not f.name.startswith("adapter_")]
+    files = [f for f in files if not f.name.startswith("adapter_") and f.is_file()]
     if files:
         return files
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -260,11 +332,12 @@ def weight_files(path: Path) -> list[Path]:
     raise ModelError(f"model folder '{path}' has no *.safetensors weights")
 
 
-def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+def _safetensors_shapes(path: Path, files: list[Path] | None = None) -> dict[str, list[int]]:
+    """Tensor name -> shape, from the safetensors headers only (no tensor data is read)."""
     from safetensors import safe_open
 
     shapes: dict[str, list[int]] = {}
-    for f in weight_files(path):
+    for f in files if files is not None else weight_files(path):
         try:
             with safe_open(str(f), framework="pt") as st:
                 for k in st.keys():
@@ -290,6 +363,67 @@ def _check_shapes(path: Path, cfg: dict, shapes: dict[str, list[int]]) -> None:
     if v is not None and "max_position_embeddings" in cfg and v[0] != cfg["max_position_embeddings"]:
         raise ModelError(f"{path}/config.json says max_position_embeddings={cfg['max_position_embeddings']} "
                          f"but the weights' {k} has {v[0]} rows", "the config does not belong to these weights")
+    k, v = find("embeddings.word_embeddings.weight")
+    width_key = next((n for n in ("embedding_size", "hidden_size", "dim") if _is_int(cfg.get(n))), None)
+    if v is not None and len(v) == 2 and width_key and v[1] != cfg[width_key]:
+        raise ModelError(f"{path}/config.json says {width_key}={cfg[width_key]} but the weights' {k} has "
+                         f"{v[1]} columns", "the config does not belong to these weights")
+    layers_key = next((n for n in ("num_hidden_layers", "n_layers") if _is_int(cfg.get(n))), None)
+    found = {int(m.group(1)) for m in map(_LAYER_RE.search, shapes) if m}
+    if layers_key and found and cfg.get("model_type") != "albert" and cfg[layers_key] > len(found):
+        raise ModelError(f"{path}/config.json says {layers_key}={cfg[layers_key]} but the weights hold "
+                         f"{len(found)} layers", "the config does not belong to these weights")
+    est, total = _config_size(cfg), sum(math.prod(s) for s in shapes.values())
+    if est > 2 * total + (1 << 20):
+        raise ModelError(f"{path}/config.json describes a model of about {est:,} parameters but the weights hold "
+                         f"{total:,}", "the config does not belong to these weights")
+
+
+_LAYER_RE = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def _config_size(cfg: dict) -> int:
+    """A rough parameter count of a BERT-family encoder from its config: embeddings plus
+    ``layers * (4 h^2 + 2 h i)``; 0 when the sizes are not given. Only compared against the
+    weights with a wide margin, to refuse configs that would allocate far more than the
+    checkpoint holds."""
+    def get(*names, default=0):
+        return next((cfg[n] for n in names if _is_int(cfg.get(n))), default)
+
+    h = get("hidden_size", "dim", "d_model")
+    layers = get("num_hidden_layers", "n_layers")
+    if cfg.get("model_type") == "albert":  # ALBERT shares one group of layers
+        layers = get("num_hidden_groups", default=1) * get("inner_group_num", default=1)
+    inter = get("intermediate_size", "hidden_dim", default=4 * h)
+    emb = get("embedding_size", default=h)
+    return get("vocab_size") * emb + get("max_position_embeddings") * h + layers * (4 * h * h + 2 * h * inter)
+
+
+def _check_adapter(path: Path, cfg: dict) -> None:
+    """A LoRA adapter folder: its weights must be a readable ``adapter_model.safetensors``
+    (pickle refused, never opened); its config.json is what the model is built from, so
+    it is checked against the base model's weights when the base can be found here."""
+    ad = path / "adapter_model.safetensors"
+    if not ad.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        raise ModelError(f"adapter folder '{path}' has no adapter_model.safetensors"
+                         + (f" (only pickle weights: {', '.join(pickles)}; bertcli never unpickles)" if pickles else ""),
+                         "save the adapter with safetensors (peft's save_pretrained does by default)")
+    _safetensors_shapes(path, [ad])
+    try:
+        acfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}/adapter_config.json is not valid JSON: {e}") from None
+    if not isinstance(acfg, dict):
+        raise ModelError(f"{path}/adapter_config.json is not a JSON object")
+    try:
+        base = resolve_base_model(acfg.get("base_model_name_or_path"), path)
+    except ModelError:
+        return  # reported by the loader, which needs the base anyway
+    if base.resolve() == path.resolve() or not (base / "config.json").is_file():
+        return
+    _check_symlinks(base)
+    _check_shapes(path, cfg, _safetensors_shapes(base))
 
 
 # ---------------------------------------------------------------- loading
@@ -413,7 +547,11 @@ def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
         return None
     # The tokenizers-only tokenizer needs a complete tokenizer.json; otherwise take
     # transformers' (its import costs start-up time, not correctness).
-    tokenizer = FastTokenizer.from_folder(path)
+    try:
+        tokenizer = FastTokenizer.from_folder(path)
+    except Exception as e:  # tokenizers raises a bare Exception for a malformed tokenizer.json
+        raise ModelError(f"cannot load the tokenizer in '{path}': {_first_line(e)}",
+                         "tokenizer.json is damaged; re-save the tokenizer") from None
     if tokenizer is None:
         tokenizer = load_tokenizer(path, cfg)
     vocab = cfg.get("vocab_size")
