@@ -365,7 +365,11 @@ def apply_lora(sd: dict, adapter_dir: Path) -> dict:
             out[wkey] = out[wkey] + (b.float() @ v.float()).to(out[wkey].dtype) * scale
         elif ".lora_B." in name:
             continue
+        elif ".original_module." in name:
+            continue  # peft's copy of a modules_to_save module before training (bias="all")
         else:
-            # modules_to_save: peft stores e.g. "classifier.modules_to_save.weight" or "classifier.weight"
-            out[_strip_name(name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", "."))] = v
+            # modules_to_save: peft stores e.g. "classifier.modules_to_save.weight" or "classifier.weight";
+            # trained biases (bias="all") of LoRA-wrapped layers: "query.base_layer.bias".
+            name = name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", ".")
+            out[_strip_name(name.replace(".base_layer.", "."))] = v
     return out

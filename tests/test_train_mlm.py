@@ -178,3 +178,83 @@ def test_mlm_only_has_no_nsp_head(encoder_dir, text_dir, tmp_path):
     load_model(out, "fill-mask", device="cpu")
     with pytest.raises(ModelError):
         load_model(out, "nsp", device="cpu")
+
+
+def test_masked_rows_loss_equals_full_forward_loss(encoder_dir, tok):
+    import torch
+
+    from bertcli.train.collate import Collator
+    from bertcli.train.core import _load_net, masked_rows_mlm_loss
+
+    torch.manual_seed(0)
+    net = _load_net("AutoModelForPreTraining", encoder_dir).eval()
+    docs = [Document(f"d{i}", CORPUS[i * 6:(i + 1) * 6]) for i in range(3)]
+    batch = Collator(tok, mlm_probability=0.15)(make_instances(tok, docs, 40, nsp=True, seed=3)[:6])
+    assert (batch["labels"] != -100).sum() > 5
+    with torch.no_grad():
+        full = net(**batch).loss
+        fast = masked_rows_mlm_loss(net, batch)
+        mlm_only = masked_rows_mlm_loss(net, {k: v for k, v in batch.items() if k != "next_sentence_label"})
+        logits = net(**{k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")}).prediction_logits
+    assert float(fast) == pytest.approx(float(full), rel=1e-5)
+    # The MLM part alone: hand-computed mean cross-entropy over the labelled positions.
+    sel = batch["labels"] != -100
+    want = torch.nn.functional.cross_entropy(logits[sel], batch["labels"][sel])
+    assert float(mlm_only) == pytest.approx(float(want), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def lora_nsp_run(tmp_path_factory, encoder_dir, text_dir):
+    out = tmp_path_factory.mktemp("mlm-lora") / "out"
+    res = train_mlm(encoder_dir, text_dir, out, nsp=True, eval_fraction=0.25,
+                    options=TrainOptions(epochs=2, batch_size=4, learning_rate=2e-3, max_length=48, device="cpu",
+                                         seed=0, logging_steps=100, lora=4, lora_targets="all-linear"))
+    return res, out
+
+
+def test_lora_pretraining_writes_small_adapter(lora_nsp_run, encoder_dir):
+    from safetensors.torch import load_file
+
+    res, out = lora_nsp_run
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    ad = load_file(str(out / "adapter_model.safetensors"))
+    names = list(ad)
+    assert any(".lora_A." in k for k in names)
+    # heads in full (transform, pooler, NSP), every bias, never the tied decoder/embeddings
+    assert any("predictions.transform" in k and k.endswith("dense.weight") for k in names)
+    assert any("seq_relationship" in k for k in names) and any("pooler" in k for k in names)
+    assert any(k.endswith("predictions.bias") for k in names)
+    assert not any("decoder.weight" in k or "word_embeddings" in k for k in names)
+    trained = res.model.get_base_model()
+    bias = next(v for k, v in ad.items() if k.endswith("predictions.bias"))
+    assert not torch_all_zero(bias)  # the output bias learned a prior (it starts at zero)
+    np.testing.assert_array_equal(bias.numpy(), trained.cls.predictions.bias.detach().numpy())
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["architectures"] == ["BertForPreTraining"]
+
+
+def torch_all_zero(t) -> bool:
+    return bool((t == 0).all())
+
+
+@pytest.mark.parametrize("backend", ["native", "transformers"])
+def test_lora_pretraining_adapter_loads_like_trained_model(lora_nsp_run, monkeypatch, backend):
+    import torch
+    from transformers import AutoTokenizer
+
+    from bertcli.loading import load_model
+
+    monkeypatch.setenv("BERTCLI_BACKEND", backend)
+    res, out = lora_nsp_run
+    tok = AutoTokenizer.from_pretrained(str(out))
+    enc = tok(["The capital of [MASK] is Paris ."], ["It was the best of times ."], return_tensors="pt")
+    pos = enc["input_ids"][0].tolist().index(tok.mask_token_id)
+    net = res.model.eval()
+    with torch.no_grad():
+        o = net(**enc)
+    fm = load_model(out, "fill-mask", device="cpu")
+    np.testing.assert_allclose(fm.forward(dict(enc), mask_rows=torch.tensor([[0, pos]])).numpy(),
+                               o.prediction_logits[0, pos:pos + 1].numpy(), rtol=1e-4, atol=1e-4)
+    nsp = load_model(out, "nsp", device="cpu")
+    np.testing.assert_allclose(nsp.forward(dict(enc)).numpy(), o.seq_relationship_logits.numpy(),
+                               rtol=1e-4, atol=1e-4)

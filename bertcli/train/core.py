@@ -299,6 +299,7 @@ def _make_trainer_class():
 
         _loss_sum = None
         _micro_steps = 0
+        _masked_rows = False
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -319,6 +320,16 @@ def _make_trainer_class():
             ds = train_dataset if train_dataset is not None else self.train_dataset
             return _SeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                                [len(f["input_ids"]) for f in ds], self.args.data_seed or 0)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Training steps of BERT pre-training project only the masked rows onto the
+            # vocabulary (same loss; see masked_rows_mlm_loss). Not under DDP, whose
+            # gradient hooks need the forward of the wrapped module.
+            if (self._masked_rows and model.training and not return_outputs
+                    and self.args.world_size == 1 and model is self.model):
+                return masked_rows_mlm_loss(model, inputs)
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
 
         def take_epoch_loss(self) -> float | None:
             if self._loss_sum is None:
@@ -465,6 +476,51 @@ _LORA_TARGETS = {
 }
 
 
+def _has_bert_pretraining_heads(net) -> bool:
+    """True for BERT-style pre-training models (``cls.predictions`` MLM head with a
+    ``transform`` and a tied ``decoder``), the layout the LoRA and masked-rows paths use."""
+    pred = getattr(getattr(net, "cls", None), "predictions", None)
+    return pred is not None and hasattr(pred, "transform") and hasattr(pred, "decoder")
+
+
+def masked_rows_mlm_loss(model, inputs: dict):
+    """BERT's pre-training loss with the vocabulary projection only at masked positions.
+
+    ``BertForMaskedLM``/``BertForPreTraining`` project every position onto the
+    vocabulary, ``(batch, seq, vocab)`` logits, although the loss reads only the ~15 %
+    of positions whose label is not -100; the projection (30k x hidden per row) costs
+    more than the encoder. This computes the same loss -- mean cross-entropy over the
+    masked positions, plus the mean NSP cross-entropy when ``next_sentence_label`` is
+    given, as in ``BertForPreTraining.forward`` -- from the selected rows only.
+
+    Args:
+        model: a ``BertForMaskedLM``/``BertForPreTraining`` (or a peft model around one:
+            LoRA layers and ``modules_to_save`` copies are injected in place, so calling
+            the inner modules runs them).
+        inputs: the collator's batch: ``input_ids``, ``attention_mask``, ``token_type_ids``
+            ``(batch, seq)``, ``labels`` ``(batch, seq)`` with -100 at unmasked positions,
+            optionally ``next_sentence_label`` ``(batch,)``.
+
+    Returns:
+        The scalar loss tensor (float32).
+    """
+    import torch.nn.functional as F
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    encoder = getattr(inner, inner.base_model_prefix)
+    out = encoder(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                  token_type_ids=inputs.get("token_type_ids"))
+    labels = inputs["labels"]
+    sel = labels != -100
+    logits = inner.cls.predictions(out[0][sel])
+    loss = F.cross_entropy(logits.float(), labels[sel])
+    nsl = inputs.get("next_sentence_label")
+    if nsl is not None:
+        nsp_logits = inner.cls.seq_relationship(out[1])
+        loss = loss + F.cross_entropy(nsp_logits.float(), nsl)
+    return loss
+
+
 def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
     net = job.net
     if opts.lora and opts.freeze_encoder:
@@ -481,16 +537,23 @@ def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
     if opts.lora and opts.lora_targets not in _LORA_TARGETS:
         raise TrainError(f"unknown lora_targets '{opts.lora_targets}'", "use attention or all-linear")
     if opts.lora:
-        if job.task == "mlm":
-            raise TrainError("LoRA is not supported for mlm pre-training", "train the full model")
+        if job.task == "mlm" and not _has_bert_pretraining_heads(net):
+            raise TrainError(f"LoRA pre-training needs BERT's cls.predictions head; '{job.base}' "
+                             f"({net.config.model_type}) has another", "train the full model (without --lora)")
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError:
             raise TrainError("lora needs the 'peft' package", "pip install 'bertcli[train]'") from None
+        # Pre-training heads: the MLM transform (and pooler + NSP classifier) are trained
+        # in full, the decoder stays tied to the (frozen) word embeddings, and every bias
+        # is trained too (BitFit, Ben Zaken et al. 2022), which gives the new MLM output
+        # bias its unigram prior at a cost of ~0.2M parameters; peft saves them all
+        # with the adapter (``bias="all"``).
         cfg = LoraConfig(r=int(opts.lora), lora_alpha=opts.lora_alpha or 2 * int(opts.lora),
                          lora_dropout=opts.lora_dropout,
                          target_modules=_LORA_TARGETS[opts.lora_targets],
-                         modules_to_save=job.lora_modules_to_save)
+                         modules_to_save=job.lora_modules_to_save,
+                         bias="all" if job.task == "mlm" else "none")
         try:
             job.net = get_peft_model(net, cfg)
         except ValueError as e:
@@ -566,6 +629,8 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
                       compute_metrics=job.compute_metrics, preprocess_logits_for_metrics=job.preprocess_logits,
                       callbacks=callbacks)
     reporter.trainer = trainer
+    inner = job.net.get_base_model() if hasattr(job.net, "get_base_model") else job.net
+    trainer._masked_rows = job.task == "mlm" and _has_bert_pretraining_heads(inner)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     # The core never prints: progress goes through the reporter only.

@@ -375,5 +375,7 @@ def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, e
             "mlm_probability": mlm_probability}
     job = _Job("mlm", base, out, net, tok, inst, eval_inst, Collator(tok, mlm_probability=mlm_probability),
                mlm_metrics_fn(nsp), _mlm_preprocess, ["labels", "next_sentence_label"] if nsp else ["labels"],
-               opts.metric or "mlm_loss", [], info, warnings)
+               opts.metric or "mlm_loss", [], info, warnings,
+               # LoRA: the heads train in full (the tied decoder stays the embeddings).
+               ["predictions.transform", "seq_relationship", "pooler"] if nsp else ["predictions.transform"])
     return _fit(job, opts, progress)
