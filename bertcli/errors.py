@@ -1,9 +1,11 @@
 """Error types for bertcli.
 
 Every error a user can cause (a bad model folder, bad input, an unavailable device)
-is a :class:`BertcliError`. The CLI prints ``Error: <message>`` (and ``Hint: <hint>``
-when there is one) on stderr and exits with status 1; it never shows a traceback
-for these. Library users catch :class:`BertcliError` or one of its kinds.
+is a :class:`BertcliError`. The CLI prints ``Error: <message>; <hint>`` on one line on
+stderr and exits with the error's ``exit_code``: 2 for a :class:`UsageError` (a wrong
+command line, as Click's own usage errors), 1 for everything else (input data, model
+folders, devices); it never shows a traceback for these. Library users catch
+:class:`BertcliError` or one of its kinds.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ class InputError(BertcliError):
     def where(self) -> str:
         src = self.source or "input"
         return f"{src}, line {self.line}" if self.line is not None else src
+
+
+class UsageError(InputError):
+    """The command line itself is wrong: texts and ``--input`` both given, no input at all,
+    an odd number of pair arguments, ``-o`` naming the input file, or an option value the
+    model cannot take (``--labels``, ``--targets``, ``--stride``). Exit status 2, as for
+    Click's own usage errors; an :class:`InputError`, so that API callers catching that
+    still do."""
+
+    exit_code = 2
 
 
 class DeviceError(BertcliError):

@@ -32,7 +32,7 @@ _bertcli() {
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --input-format) COMPREPLY=($(compgen -W "auto text jsonl csv tsv" -- "$cur")); return ;;
+                --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field) return ;;
                 -b|--batch-size) return ;;
                 --max-tokens) return ;;
@@ -49,7 +49,7 @@ _bertcli() {
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --input-format) COMPREPLY=($(compgen -W "auto text jsonl csv tsv" -- "$cur")); return ;;
+                --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
                 --field-b) return ;;
                 -b|--batch-size) return ;;
@@ -70,7 +70,7 @@ _bertcli() {
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --input-format) COMPREPLY=($(compgen -W "auto text jsonl csv tsv" -- "$cur")); return ;;
+                --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
                 --field-b) return ;;
                 -b|--batch-size) return ;;
@@ -91,7 +91,7 @@ _bertcli() {
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --input-format) COMPREPLY=($(compgen -W "auto text jsonl csv tsv" -- "$cur")); return ;;
+                --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
                 --field-b) return ;;
                 -b|--batch-size) return ;;
@@ -111,7 +111,7 @@ _bertcli() {
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --input-format) COMPREPLY=($(compgen -W "auto text jsonl csv tsv" -- "$cur")); return ;;
+                --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field) return ;;
                 -b|--batch-size) return ;;
                 --max-tokens) return ;;

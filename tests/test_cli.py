@@ -346,13 +346,14 @@ def test_csv_header_without_the_field(cls_dir, tmp_path):
 
 
 def test_nsp_odd_number_of_arguments(pretraining_dir):
-    msg = _one_line_error(invoke(["nsp", "A", "B", "C", "-m", pretraining_dir]))
+    # a wrong command line: a usage error (exit 2), found before the model is loaded
+    msg = _one_line_error(invoke(["nsp", "A", "B", "C", "-m", "/no/such/model"]), code=2)
     assert msg == ("Error: pairs need an even number of texts, got 3; "
                    "give TEXT_A TEXT_B (or use --input with two fields)")
 
 
 def test_classify_labels_override_and_precision(cls_dir):
-    msg = _one_line_error(invoke(["classify", "x", "-m", cls_dir, "--labels", "a,b,c"]))
+    msg = _one_line_error(invoke(["classify", "x", "-m", cls_dir, "--labels", "a,b,c"]), code=2)
     assert msg == "Error: --labels gives 3 names but the model has 2 outputs"
     res = invoke(["classify", "I loved it", "-m", cls_dir, "--labels", "neg,pos", "--top-k", "all",
                   "--precision", "2"])
@@ -381,13 +382,14 @@ def test_fill_mask_text_without_mask_names_the_line(mlm_dir, tmp_path):
 
 def test_fill_mask_targets_not_in_vocabulary(mlm_dir):
     # 'Ωζ' has characters the tiny vocabulary lacks: one [UNK]
+    # an option value the model cannot take: a usage error
     res = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "Paris,Ωζ"])
-    assert res.exit_code == 1 and res.stdout == ""
+    assert res.exit_code == 2 and res.stdout == ""
     assert res.stderr == ("Error: target(s) not a single vocabulary token: 'Ωζ' -> [UNK]; "
                           "fill-mask predicts one token per mask; choose whole-token targets\n")
     # a word that is several pieces is refused too, naming its pieces
     res = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "unbelievable"])
-    assert res.exit_code == 1 and res.stdout == ""
+    assert res.exit_code == 2 and res.stdout == ""
     assert re.fullmatch(r"Error: target\(s\) not a single vocabulary token: 'unbelievable' -> \S+( ##\S+)+; "
                         r"fill-mask predicts one token per mask; choose whole-token targets\n", res.stderr)
     ok = invoke(["fill-mask", "A [MASK].", "-m", mlm_dir, "--targets", "Paris,Berlin"])
@@ -404,8 +406,8 @@ def test_usage_error_is_exit_2(cls_dir):
 
 # ---------------------------------------------------------------- model folder errors
 
-def _one_line_error(res) -> str:
-    assert res.exit_code == 1
+def _one_line_error(res, code: int = 1) -> str:
+    assert res.exit_code == code
     assert res.stdout == ""
     assert res.stderr.endswith("\n") and res.stderr.count("\n") == 1, res.stderr
     assert res.stderr.startswith("Error: ")

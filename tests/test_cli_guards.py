@@ -19,7 +19,7 @@ def test_output_onto_the_input_file_is_refused_and_input_kept(cls_dir, tmp_path)
     f = tmp_path / "same.jsonl"
     f.write_text('{"text": "a"}\n{"text": "b"}\n')
     res = run(["classify", "-m", str(cls_dir), "-i", str(f), "-o", str(f)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a wrong command line: a usage error
     assert res.stderr == f"Error: the output file '{f}' is the input file; write the results to another file\n"
     assert f.read_text() == '{"text": "a"}\n{"text": "b"}\n'
     res = run(["classify", "-m", str(cls_dir), "-i", str(f), "-o", str(tmp_path / "nope" / "o.jsonl")])

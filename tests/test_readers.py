@@ -97,7 +97,8 @@ def test_jsonl_good_records_keep_their_fields():
     (b'"just a string"', "expected a JSON object, got a string"),
     (b'42', "expected a JSON object, got a number"),
     (b'null', "expected a JSON object, got null"),
-    (b'{"txt": "a"}', "missing field 'text'"),
+    (b'{"txt": "a"}', "missing field 'text' (the object has fields txt); choose one with --field"),
+    (b'{}', "missing field 'text' (the object has no fields); choose one with --field"),
     (b'{"text": 5}', "field 'text' is a number, expected a string"),
     (b'{"text": null}', "field 'text' is null, expected a string"),
     (b'{"text": ["a"]}', "field 'text' is an array, expected a string"),
@@ -133,7 +134,7 @@ def test_jsonl_custom_field_and_pairs():
     data = b'{"q": "A", "a": "B"}\n{"q": "A2"}\n{"q": "A3", "a": 3}\n'
     assert summary(read(data, "jsonl", field="q", field_b="a", pairs=True)) == [
         (0, 1, "A", "B", None),
-        (1, 2, None, None, "missing field 'a'"),
+        (1, 2, None, None, "missing field 'a' (the object has fields q); choose one with --field-b"),
         (2, 3, None, None, "field 'a' is a number, expected a string"),
     ]
     # default second field is text_pair
@@ -143,7 +144,8 @@ def test_jsonl_custom_field_and_pairs():
 
 def test_jsonl_error_record_keeps_fields_when_object_parsed():
     recs = read(b'{"id": 1}\n', "jsonl")
-    assert recs[0].fields == {"id": 1} and recs[0].error == "missing field 'text'"
+    assert recs[0].fields == {"id": 1}
+    assert recs[0].error == "missing field 'text' (the object has fields id); choose one with --field"
 
 
 def test_jsonl_bom_and_crlf():
@@ -224,6 +226,8 @@ def test_header_without_the_field_raises_input_error_on_line_1(fmt, data, pairs,
     ("in.jsonl", b'{"text": "j"}\n', [(0, 1, "j", None, None)]),
     ("in.ndjson", b'{"text": "j"}\n', [(0, 1, "j", None, None)]),
     ("in.JSON", b'{"text": "j"}\n', [(0, 1, "j", None, None)]),
+    # .json holding one array of objects (what -f json writes): its elements, by line
+    ("in.json", b'\n[{"text": "a"},\n {"text": "b"}]\n', [(0, 2, "a", None, None), (1, 3, "b", None, None)]),
     ("in.csv", b"text\n\"c,1\"\n", [(0, 2, "c,1", None, None)]),
     ("in.tsv", b"text\n\"t\n", [(0, 2, '"t', None, None)]),
     ("in.tab", b"text\nt\n", [(0, 2, "t", None, None)]),

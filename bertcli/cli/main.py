@@ -25,17 +25,19 @@ COMMANDS = {
 
 
 def format_error(e: BertcliError) -> str:
-    """``Error: <where>: <message>; <hint>`` on one line."""
+    """``Error: <where>: <message>; <hint>`` on one line: any line break in it (a file name,
+    a field name: ``\\r``, ``\\x85``, U+2028 as well as ``\\n``) becomes a space."""
     msg = e.message
     if isinstance(e, InputError) and (e.line is not None or e.source):
         msg = f"{e.where()}: {msg}"
     if e.hint:
         msg = f"{msg}; {e.hint}"
-    return "Error: " + " ".join(msg.split("\n"))
+    return "Error: " + " ".join(msg.splitlines())
 
 
 class LazyGroup(click.Group):
-    """Imports a command's module on first use; turns BertcliError into a one-line message + exit 1."""
+    """Imports a command's module on first use; turns BertcliError into a one-line message and
+    its exit status (2 for a UsageError, else 1)."""
 
     def list_commands(self, ctx):
         return [c for c in COMMANDS if self._load(c) is not None]

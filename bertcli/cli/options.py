@@ -43,8 +43,9 @@ def input_options(pairs: bool = False):
     opts = [
         click.option("-i", "--input", "input_path", metavar="PATH|-",
                      help="Read records from a file or '-' (stdin). Default: stdin when piped."),
-        click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "csv", "tsv"]), default="auto",
-                     show_default=True, help="Input format; auto = by extension, then by content."),
+        click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "json", "csv", "tsv"]),
+                     default="auto", show_default=True,
+                     help="Input format (json: one array); auto = by extension, then by content."),
     ]
     if pairs:
         opts += [

@@ -6,7 +6,9 @@ Contract (see README "stdout, stderr and exit codes"):
 * ``--on-error fail``: at the first bad record every earlier result is already written;
   then ``Error: <source>, line N: <why>`` and exit 1.
 * ``--on-error skip``: a JSON error record ``{"error", "line", "source"}`` goes to stderr
-  and the run goes on; exit 0, with a count of skipped records at the end.
+  and the run goes on; exit 0, with a count of skipped records at the end. A *fatal*
+  bad record (nothing after it can be read: an unclosed CSV quote, a broken JSON array)
+  stops the run as with ``fail``, so that no record is lost silently.
 * SIGINT/SIGTERM: the record being written is finished, then the run stops with exit
   130/143; the output holds whole lines only.
 """
@@ -136,7 +138,8 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
     """Consume ``(record, result)`` pairs and write them; returns the number of skipped records.
 
     Raises:
-        InputError: a bad record with ``on_error == "fail"`` (after writing all before it).
+        InputError: a bad record with ``on_error == "fail"``, or a fatal one (see
+            :class:`~bertcli.io.readers.Record`), after writing all records before it.
         click.exceptions.Exit: on SIGINT (130) / SIGTERM (143), after finishing the line.
     """
     skipped = 0
@@ -146,7 +149,7 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
         try:
             for rec, res in results:
                 if rec.error is not None:
-                    if on_error == "fail":
+                    if on_error == "fail" or rec.fatal:
                         writer.close()
                         # an argument has no line: name its position among the texts instead
                         where = source if rec.line is not None else f"{source}, text {rec.index + 1}"

@@ -8,9 +8,9 @@ import os
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..io.readers import iter_input
-from ..io.resume import prepare_resume, skip_done
+from ..io.resume import check_precision, prepare_resume, skip_done
 from .output import compose, make_writer, progress_callback, write_results
 
 
@@ -37,13 +37,14 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
         tp = os.path.abspath(target)
         inp = params.get("input_path")
         if inp and inp != "-" and os.path.exists(inp) and os.path.exists(tp) and os.path.samefile(inp, tp):
-            raise InputError(f"the output file '{target}' is the input file", "write the results to another file")
+            raise UsageError(f"the output file '{target}' is the input file", "write the results to another file")
         if not os.path.isdir(os.path.dirname(tp)):
             raise InputError(f"cannot write '{target}': folder '{os.path.dirname(tp)}' does not exist")
     if resume:
         if fmt not in (None, "jsonl"):
             raise click.UsageError("--resume continues a JSONL file; drop --format or use --format jsonl")
         done, last = prepare_resume(resume)
+        check_precision(resume, params.get("precision", 6))
         records = skip_done(records, done, last, resume, lambda rec: compose(rec, {}, pairs))
         out_path = resume
     lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),

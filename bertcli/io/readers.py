@@ -12,11 +12,21 @@ Conventions:
 * ``text``: the line itself (without its line end) is the text; empty and
   whitespace-only lines are records too. For pairs, the line is split at the first TAB.
 * ``jsonl``: each line must be a JSON object with string value(s) in the chosen
-  field(s); an empty line is an error record.
+  field(s); an empty line is an error record. A missing field's error lists the keys
+  the object has. JSON strings must be Unicode text: an escaped lone surrogate
+  (``"\\ud800"``) makes an error record (it could not be written out as UTF-8).
+* ``json``: one JSON array of objects (what ``--format json`` writes); each element is
+  a record, numbered by the line its ``{`` is on. The file is read whole.
 * ``csv``/``tsv``: the first row is the header; ``--field`` names a column. TSV has no
   quoting (the GLUE/IANA convention); CSV uses standard double-quote quoting.
-* ``auto``: by file extension (.jsonl/.ndjson/.json, .csv, .tsv/.tab, else by content:
-  a first line starting with ``{`` is JSONL, otherwise plain text).
+* ``auto``: by file extension (.jsonl/.ndjson, .json: a JSON array when its first
+  non-blank character is ``[``, else JSONL; .csv, .tsv/.tab, .txt), else by content: a
+  first line starting with ``{`` is JSONL, otherwise plain text.
+
+Fatal records: where the rest of a file cannot be read at all (a CSV quote that is
+never closed, a syntax error in a JSON array), the reader yields one error record with
+``fatal`` set and stops; it stops the run even with ``--on-error skip``, so no record is
+ever lost silently.
 """
 
 from __future__ import annotations
@@ -24,16 +34,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 
-FORMATS = ("auto", "text", "jsonl", "csv", "tsv")
-_EXT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
+FORMATS = ("auto", "text", "jsonl", "json", "csv", "tsv")
+#: ``.json`` is sniffed: a JSON array when it starts with ``[``, else JSONL.
+_EXT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json?", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
         ".txt": "text", ".text": "text"}
 
 
@@ -50,6 +63,8 @@ class Record:
         fields: the original JSONL object / CSV row, echoed back in the output; None for
             plain text and arguments.
         error: why the record could not be read, or None.
+        fatal: nothing after this bad record can be read (the reader stops after it), so
+            it ends the run even where bad records are skipped.
     """
 
     index: int
@@ -58,23 +73,61 @@ class Record:
     text_pair: str | None = None
     fields: dict | None = None
     error: str | None = None
+    fatal: bool = False
 
     def to_error(self, source: str = "input") -> InputError:
+        """This record's error as an :class:`InputError` naming ``source`` and the line."""
         return InputError(self.error or "bad record", line=self.line, source=source)
 
 
 def from_args(texts: Iterable[str], pairs: bool = False) -> Iterator[Record]:
-    """Records from command-line arguments; with ``pairs``, two arguments make one pair."""
+    """Records from command-line arguments; with ``pairs``, two arguments make one pair.
+
+    An argument that is not valid UTF-8 (Python hands such bytes over as lone surrogates)
+    makes an error record.
+
+    Raises:
+        UsageError: ``pairs`` with an odd number of texts (before any record is yielded).
+    """
     texts = list(texts)
-    if pairs:
-        if len(texts) % 2:
-            raise InputError(f"pairs need an even number of texts, got {len(texts)}",
-                             "give TEXT_A TEXT_B (or use --input with two fields)")
-        for i in range(0, len(texts), 2):
-            yield Record(i // 2, None, texts[i], texts[i + 1])
-    else:
-        for i, t in enumerate(texts):
-            yield Record(i, None, t)
+    if pairs and len(texts) % 2:
+        raise UsageError(f"pairs need an even number of texts, got {len(texts)}",
+                         "give TEXT_A TEXT_B (or use --input with two fields)")
+    return _from_args(texts, pairs)
+
+
+def _from_args(texts: list[str], pairs: bool) -> Iterator[Record]:
+    step = 2 if pairs else 1
+    for i in range(0, len(texts), step):
+        group = texts[i:i + step]
+        bad = next((e for e in map(surrogate_error, group) if e), None)
+        if bad:
+            yield Record(i // step, None, error=bad)
+        else:
+            yield Record(i // step, None, group[0], group[1] if pairs else None)
+
+
+def surrogate_error(s: str) -> str | None:
+    """Why ``s`` is not Unicode text that can be written as UTF-8, or None when it is.
+
+    Python decodes undecodable bytes (in ``sys.argv``, say) to lone surrogates
+    U+DC80..U+DCFF, and JSON can spell any lone surrogate as an escape (``"\\ud800"``);
+    neither can be tokenised nor written out.
+    """
+    m = _SURROGATE.search(s)
+    if m is None:
+        return None
+    c = ord(m.group())
+    if 0xDC80 <= c <= 0xDCFF:
+        return "invalid UTF-8 in the text"
+    return _lone(c, "the text")
+
+
+def _lone(c: int, where: str) -> str:
+    return f"lone surrogate \\u{c:04x} in {where} (not a Unicode character)"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def open_source(path: str | Path) -> tuple[BinaryIO, str]:
@@ -112,10 +165,11 @@ def read_records(stream: BinaryIO, fmt: str = "auto", field: str = "text", field
         :class:`Record`, one per line/row, in order; bad ones have ``error`` set.
 
     Raises:
-        InputError: an unknown format, or a CSV/TSV header without the field.
+        UsageError: an unknown format.
+        InputError: a CSV/TSV header without the field.
     """
     if fmt not in FORMATS:
-        raise InputError(f"unknown input format '{fmt}'", f"use one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown input format '{fmt}'", f"use one of {', '.join(FORMATS)}")
     if pairs and field_b is None:
         field_b = "text_pair"
     lines = _lines(stream)
@@ -127,10 +181,20 @@ def read_records(stream: BinaryIO, fmt: str = "auto", field: str = "text", field
                 return
             fmt = "jsonl" if first[1].lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "text"
             lines = _chain([first], lines)
+        elif fmt == "json?":
+            head = []
+            for n, raw in lines:
+                head.append((n, raw))
+                if raw.strip():
+                    break
+            fmt = "json" if head and head[-1][1].lstrip().startswith(b"[") else "jsonl"
+            lines = _chain(head, lines)
     if fmt == "text":
         yield from _read_text(lines, pairs)
     elif fmt == "jsonl":
         yield from _read_jsonl(lines, field, field_b if pairs else None)
+    elif fmt == "json":
+        yield from _read_json_array(lines, field, field_b if pairs else None)
     else:
         yield from _read_delimited(lines, "," if fmt == "csv" else "\t", field, field_b if pairs else None, name)
 
@@ -184,13 +248,80 @@ def _read_text(lines, pairs: bool) -> Iterator[Record]:
             yield Record(i, n, s)
 
 
-def _get_str(obj: dict, key: str) -> tuple[str | None, str | None]:
+def _get_str(obj: dict, key: str, option: str) -> tuple[str | None, str | None]:
     if key not in obj:
-        return None, f"missing field '{key}'"
+        return None, f"missing field '{key}' (the object has {_keys(obj)}); choose one with {option}"
     v = obj[key]
     if not isinstance(v, str):
         return None, f"field '{key}' is {_json_kind(v)}, expected a string"
     return v, None
+
+
+def _keys(obj: dict, most: int = 10) -> str:
+    if not obj:
+        return "no fields"
+    # the message stays one printable line: control characters, line and paragraph
+    # separators, bidi controls ... are shown as escapes; other non-ASCII is kept
+    names = ["".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+                     for c in k) for k in list(obj)[:most]]
+    more = f", ... ({len(obj) - most} more)" if len(obj) > most else ""
+    return "fields " + ", ".join(names) + more
+
+
+def _json_error(e: ValueError) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        if e.msg.startswith("Invalid control character") and e.pos < len(e.doc):
+            c = ord(e.doc[e.pos])
+            return (f"malformed JSON: control character U+{c:04X} inside a string at column {e.colno} "
+                    f"(JSON spells it \\u{c:04x})")
+        return f"malformed JSON: {e.msg} at column {e.colno}"
+    # e.g. an integer longer than Python's int_max_str_digits
+    return f"malformed JSON: {str(e).split(':')[0]}"
+
+
+def _loads(s: str):
+    """``(object, None)`` or ``(None, error)`` for one JSON text."""
+    try:
+        return json.loads(s), None
+    except RecursionError:
+        return None, "malformed JSON: nested too deeply"
+    except ValueError as e:
+        return None, _json_error(e)
+
+
+#: a JSON escape of a UTF-16 surrogate; only then can a parsed string hold a lone one
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _deep_surrogate(v) -> str | None:
+    if isinstance(v, str):
+        m = _SURROGATE.search(v)
+        return _lone(ord(m.group()), "a JSON string") if m else None
+    if isinstance(v, dict):
+        return next((e for k, x in v.items() for e in (_deep_surrogate(k), _deep_surrogate(x)) if e), None)
+    if isinstance(v, list):
+        return next((e for x in v if (e := _deep_surrogate(x))), None)
+    return None
+
+
+def _from_object(i: int, n: int, obj, field: str, field_b: str | None, raw: str) -> Record:
+    """The record of one parsed JSON value (a JSONL line or a JSON array element)."""
+    if not isinstance(obj, dict):
+        return Record(i, n, error=f"expected a JSON object, got {_json_kind(obj)}")
+    if _SURROGATE_ESCAPE.search(raw):
+        err = _deep_surrogate(obj)
+        if err:
+            return Record(i, n, error=err)
+    text, err = _get_str(obj, field, "--field")
+    pair = None
+    if err is None and field_b is not None:
+        pair, err = _get_str(obj, field_b, "--field-b")
+    if err:
+        return Record(i, n, fields=obj, error=err)
+    return Record(i, n, text, pair, fields=obj)
+
+
+_ARRAY_HINT = "; for a file holding one JSON array of objects use --input-format json (or a .json name)"
 
 
 def _read_jsonl(lines, field: str, field_b: str | None) -> Iterator[Record]:
@@ -201,28 +332,83 @@ def _read_jsonl(lines, field: str, field_b: str | None) -> Iterator[Record]:
         if not s.strip():
             yield Record(i, n, error="empty line, expected a JSON object")
             continue
-        try:
-            obj = json.loads(s)
-        except json.JSONDecodeError as e:
-            yield Record(i, n, error=f"malformed JSON: {e.msg} at column {e.colno}")
-            continue
-        except RecursionError:
-            yield Record(i, n, error="malformed JSON: nested too deeply")
-            continue
-        except ValueError as e:  # e.g. an integer longer than Python's int_max_str_digits
-            yield Record(i, n, error=f"malformed JSON: {str(e).split(':')[0]}")
-            continue
-        if not isinstance(obj, dict):
-            yield Record(i, n, error=f"expected a JSON object, got {_json_kind(obj)}")
-            continue
-        text, err = _get_str(obj, field)
-        pair = None
-        if err is None and field_b is not None:
-            pair, err = _get_str(obj, field_b)
-        if err:
-            yield Record(i, n, fields=obj, error=err)
-        else:
-            yield Record(i, n, text, pair, fields=obj)
+        obj, err = _loads(s)
+        rec = Record(i, n, error=err) if err else _from_object(i, n, obj, field, field_b, s)
+        # the first line of a JSON array file: one array, or "[" / "[{..." of a pretty-printed one
+        if i == 0 and rec.error and (isinstance(obj, list) or s.strip() == "[" or s.lstrip().startswith("[{")):
+            rec.error += _ARRAY_HINT
+        yield rec
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _read_json_array(lines, field: str, field_b: str | None) -> Iterator[Record]:
+    """Records from one JSON array of objects (read whole); see the module docstring.
+
+    Elements that are not objects or lack the field are error records like JSONL lines;
+    a syntax error or invalid UTF-8 outside a string ends the array: a fatal record.
+    """
+    raw = b"\n".join(r for _, r in lines)  # line numbers stay: lines are consecutive from 1
+    # undecodable bytes become U+DC80..U+DCFF: an element holding one is an error record
+    s = raw.decode("utf-8", errors="surrogateescape")
+    dec = json.JSONDecoder()
+    pos_line = [0, 1]  # a position and its line number, moved forward as parsing goes
+
+    def line_at(pos: int) -> int:
+        p, n = pos_line
+        n += s.count("\n", p, pos) if pos >= p else -s.count("\n", pos, p)
+        pos_line[:] = [pos, n]
+        return n
+
+    def fatal(k: int, pos: int, msg: str) -> Record:
+        return Record(k, line_at(pos), error=msg, fatal=True)
+
+    pos = _WS.match(s).end()
+    if pos == len(s):
+        return
+    if s[pos] != "[":
+        yield fatal(0, pos, "expected a JSON array of objects ([...])" + (
+            "; for one object per line use --input-format jsonl" if s[pos] == "{" else ""))
+        return
+    pos = _WS.match(s, pos + 1).end()
+    k = 0
+    if s.startswith("]", pos):
+        pos = _WS.match(s, pos + 1).end()
+    else:
+        while True:
+            start = pos
+            try:
+                obj, end = dec.raw_decode(s, pos)
+            except RecursionError:
+                yield fatal(k, start, "malformed JSON array: nested too deeply")
+                return
+            except json.JSONDecodeError as e:
+                yield fatal(k, e.pos, "malformed JSON array: the file ends before its closing ]" if e.pos >= len(s)
+                            else _json_error(e).replace("malformed JSON:", "malformed JSON array:"))
+                return
+            except ValueError as e:
+                yield fatal(k, start, _json_error(e).replace("malformed JSON:", "malformed JSON array:"))
+                return
+            n = line_at(start)
+            chunk = s[start:end]
+            if _SURROGATE.search(chunk):  # in the source text, only an undecodable byte is one
+                yield Record(k, n, error="invalid UTF-8 in this element")
+            else:
+                yield _from_object(k, n, obj, field, field_b, chunk)
+            k += 1
+            pos = _WS.match(s, end).end()
+            if s.startswith(",", pos):
+                pos = _WS.match(s, pos + 1).end()
+                continue
+            if s.startswith("]", pos):
+                pos = _WS.match(s, pos + 1).end()
+                break
+            yield fatal(k, pos, "malformed JSON array: " + (
+                "the file ends before its closing ]" if pos == len(s) else "expected ',' or ']' after an element"))
+            return
+    if pos != len(s):
+        yield fatal(k, pos, "malformed JSON array: more data after the closing ]")
 
 
 def _json_kind(v) -> str:
@@ -235,6 +421,9 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name) ->
     # fields may span lines, which csv.reader handles across the decoded lines.
     bad: dict[int, str] = {}
     linemap: list[int] = []
+    # A last line that cannot occur in the data: a row that swallows it is a quoted field
+    # still open at the end of the file (Python's csv would return it silently).
+    eof = f"\ufdd0bertcli-end-of-input-{uuid.uuid4().hex}"
 
     def decoded():
         for n, raw in lines:
@@ -245,6 +434,14 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name) ->
                 s = raw.decode("utf-8", errors="replace")
             linemap.append(n)
             yield s + "\n"
+        yield eof + "\n"
+
+    def unterminated(row: list[str]) -> bool:
+        return bool(row) and row[-1].endswith(eof + "\n")
+
+    def opened_on(row: list[str]) -> int:
+        # the open field holds every line from the quote's on, each ending in "\n"
+        return linemap[-1] - row[-1][:-len(eof) - 1].count("\n") + 1
 
     src = decoded()
     # Python's csv refuses fields over 128 KiB by default; a long document in one cell is
@@ -260,6 +457,11 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name) ->
         return
     except csv.Error as e:
         raise InputError(f"cannot read the header: {e}", line=1, source=name) from None
+    if header == [eof]:  # an empty file
+        return
+    if unterminated(header):
+        raise InputError(f"the header has a quoted field that is never closed (from line {opened_on(header)})",
+                         line=1, source=name)
     header = [h.strip() for h in header]
     for key in (field, field_b):
         if key is not None and key not in header:
@@ -276,6 +478,15 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name) ->
             yield Record(i, linemap[-1] if linemap else None, error=f"malformed row: {e}")
             i += 1
             continue
+        if row == [eof]:
+            return
+        if unterminated(row):
+            first, last = opened_on(row), linemap[-1]
+            lost = f"lines {first}-{last}" if last > first else f"line {first}"
+            yield Record(i, first, fatal=True,
+                         error=f"unterminated quoted field: the quote opened on this line is never closed, "
+                               f"so {lost} cannot be read")
+            return
         first_line = linemap[start] if start < len(linemap) else (linemap[-1] if linemap else None)
         errs = [bad.pop(k) for k in sorted(k for k in list(bad) if k >= start)]
         if errs:
@@ -293,15 +504,16 @@ def iter_input(args: list[str], input_path: str | None, fmt: str = "auto", field
     """Records from ``args`` if given, else from ``input_path`` (``-`` for stdin).
 
     Returns ``(records, source_name)``. With neither, reads stdin when it is not a
-    terminal; otherwise raises :class:`InputError` asking for text.
+    terminal; otherwise raises :class:`UsageError` asking for text (also for both given,
+    or an odd number of pair arguments).
     """
     if args and input_path:
-        raise InputError("give texts as arguments or --input, not both")
+        raise UsageError("give texts as arguments or --input, not both")
     if args:
         return from_args(args, pairs), "arguments"
     if input_path is None:
         if sys.stdin is None or sys.stdin.isatty():
-            raise InputError("no input: give a text as an argument, --input FILE, or pipe lines into stdin",
+            raise UsageError("no input: give a text as an argument, --input FILE, or pipe lines into stdin",
                              "see --help for examples")
         input_path = "-"
     stream, name = open_source(input_path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from ..errors import InputError
+from ..errors import UsageError
 from ..io.readers import Record
 from .base import Feature, StreamOptions, collate, encode_texts, stream_records
 from .. import batching
@@ -33,12 +33,12 @@ def label_names(config, override: list[str] | None = None) -> list[str]:
     """Label names by id: ``id2label``, or ``override`` (e.g. ``--labels``).
 
     Raises:
-        InputError: ``override`` does not have one name per model output.
+        UsageError: ``override`` does not have one name per model output.
     """
     n = config.num_labels
     if override:
         if len(override) != n:
-            raise InputError(f"--labels gives {len(override)} names but the model has {n} outputs")
+            raise UsageError(f"--labels gives {len(override)} names but the model has {n} outputs")
         return list(override)
     id2 = {int(k): str(v) for k, v in (config.id2label or {}).items()}
     return [id2.get(i, f"LABEL_{i}") for i in range(n)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from .. import batching
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..io.readers import Record
 from .base import Feature, StreamOptions, collate, stream_records
 
@@ -28,7 +28,8 @@ def target_ids(tokenizer, targets: list[str] | None) -> list[int] | None:
     """Vocabulary ids of ``targets``.
 
     Raises:
-        InputError: a target is not a single vocabulary token (names the pieces it splits into).
+        UsageError: a target is not a single vocabulary token (names the pieces it splits
+            into), or ``targets`` holds no word.
     """
     if not targets:
         return None
@@ -47,10 +48,10 @@ def target_ids(tokenizer, targets: list[str] | None) -> list[int] | None:
         else:
             bad.append(f"'{t}' -> {' '.join(pieces) or '(nothing)'}")
     if bad:
-        raise InputError("target(s) not a single vocabulary token: " + "; ".join(bad),
+        raise UsageError("target(s) not a single vocabulary token: " + "; ".join(bad),
                          "fill-mask predicts one token per mask; choose whole-token targets")
     if not ids:
-        raise InputError("--targets is empty")
+        raise UsageError("--targets is empty")
     return list(dict.fromkeys(ids))
 
 
@@ -134,7 +135,8 @@ def fill_mask(lm, texts: list[str], top_k: int = 5, targets: list[str] | None = 
     "truncated": bool}``; the outer list follows the masks' order in the text.
 
     Raises:
-        InputError: a text has no mask token (names the token to use); a bad target.
+        InputError: a text has no mask token (names the token to use).
+        UsageError: a bad target (see :func:`target_ids`).
     """
     opts = opts or StreamOptions()
     tok = lm.tokenizer

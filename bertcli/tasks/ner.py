@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import batching
-from ..errors import InputError, ModelError
+from ..errors import ModelError, UsageError
 from ..io.readers import Record
 from .base import Feature, StreamOptions, collate, stream_records
 
@@ -265,7 +265,7 @@ def resolve_stride(lm, stride: int | None) -> int:
     """The window overlap in tokens: ``stride``, or ``max_length // 4`` when None.
 
     Raises:
-        InputError: ``stride`` is not an integer in ``[0, max_length - n_special)``.
+        UsageError: ``stride`` is not an integer in ``[0, max_length - n_special)``.
         ModelError: the model's ``max_length`` leaves no room for text tokens.
     """
     span = lm.max_length - n_special_tokens(lm.tokenizer)
@@ -274,7 +274,7 @@ def resolve_stride(lm, stride: int | None) -> int:
     if stride is None:
         return min(lm.max_length // 4, span - 1)
     if isinstance(stride, bool) or not isinstance(stride, int) or not 0 <= stride < span:
-        raise InputError(f"stride must be an integer from 0 to {span - 1} (the model takes {lm.max_length} tokens, "
+        raise UsageError(f"stride must be an integer from 0 to {span - 1} (the model takes {lm.max_length} tokens, "
                          f"{lm.max_length - span} of them special), got {stride!r}",
                          f"use a stride below {span}, e.g. {lm.max_length // 4}")
     return stride
@@ -413,11 +413,11 @@ def check_aggregation(aggregation: str) -> str:
     """The aggregation name, lowercased.
 
     Raises:
-        InputError: not one of :data:`AGGREGATIONS`.
+        UsageError: not one of :data:`AGGREGATIONS`.
     """
     agg = str(aggregation).lower()
     if agg not in AGGREGATIONS:
-        raise InputError(f"unknown aggregation strategy '{aggregation}'", f"use one of {', '.join(AGGREGATIONS)}")
+        raise UsageError(f"unknown aggregation strategy '{aggregation}'", f"use one of {', '.join(AGGREGATIONS)}")
     return agg
 
 
@@ -444,7 +444,7 @@ def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = 
         non-overlapping.
 
     Raises:
-        InputError: unknown ``aggregation``; ``stride`` out of range (see :func:`resolve_stride`).
+        UsageError: unknown ``aggregation``; ``stride`` out of range (see :func:`resolve_stride`).
         ModelError: the model's ``max_length`` leaves no room for text.
     """
     agg = check_aggregation(aggregation)
@@ -478,7 +478,7 @@ def stream(lm, records: Iterable[Record], aggregation: str = "simple", stride: i
     (records with ``error`` set get ``None``; see :func:`bertcli.tasks.base.stream_records`).
 
     Raises:
-        InputError: as :func:`ner`, before any record is read.
+        UsageError: as :func:`ner`, before any record is read.
     """
     opts = opts or StreamOptions()
     agg = check_aggregation(aggregation)
