@@ -4,7 +4,9 @@ An output file written by bertcli holds whole JSON lines only, except after a ha
 (SIGKILL, power loss), which can leave a torn last line: it is cut off. The records
 already written are skipped in the input, and the last one written is checked against
 its input record (``id`` field when present, else the text fields), so that resuming
-with the wrong input file is refused instead of silently producing a wrong file.
+with the wrong input file is refused instead of silently producing a wrong file. Scores
+written with another ``--precision`` than the resuming run's are refused too (see
+:func:`check_precision`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,61 @@ def skip_done(records: Iterator[Record], done: int, last: dict | None, out_name:
     if seen < done:
         raise InputError(f"cannot resume '{out_name}': it holds {done} records but the input has only {seen}",
                          "is this the same input?")
+
+
+#: bytes read from the end of the file to judge the precision it was written with.
+PRECISION_SAMPLE = 1 << 18
+#: non-integral numbers needed to tell a lower precision from scores that merely end in 0
+#: (at N places, a score ends in a 0 digit one time in ten).
+PRECISION_EVIDENCE = 8
+
+
+def written_precision(path: str | Path) -> tuple[int | None, int]:
+    """``(decimal places, count)`` of the non-integral numbers in the last complete lines
+    of the JSONL file ``path``: the most decimal places any of them has (None when there
+    is none) and how many there are. Every float bertcli writes is rounded to
+    ``--precision`` places, so the first value is the precision the file was written with
+    as soon as a few scores are in it."""
+    from decimal import Decimal
+
+    places: list[int] = []
+
+    def number(s: str):
+        d = Decimal(s)
+        if d != d.to_integral_value():
+            places.append(-d.normalize().as_tuple().exponent)
+        return float(s)
+
+    p = Path(path)
+    with open(p, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - PRECISION_SAMPLE))
+        data = f.read()
+    lines = data.split(b"\n")[1 if size > PRECISION_SAMPLE else 0:-1]  # whole lines only
+    for line in lines:
+        try:
+            json.loads(line, parse_float=number)
+        except ValueError:
+            continue
+    return (max(places) if places else None), len(places)
+
+
+def check_precision(path: str | Path, precision: int) -> None:
+    """Refuse to append scores rounded to ``precision`` places to a file written with another
+    ``--precision``: a file with more places than ``precision`` always; one with fewer when
+    it holds at least :data:`PRECISION_EVIDENCE` non-integral numbers (fewer cannot tell).
+
+    Raises:
+        InputError: naming the file's precision and how to resume.
+    """
+    if not Path(path).is_file():
+        return
+    found, n = written_precision(path)
+    if found is None or found == precision or (found < precision and n < PRECISION_EVIDENCE):
+        return
+    raise InputError(f"cannot resume '{path}': its scores were written with --precision {found} "
+                     f"but this run uses --precision {precision}",
+                     f"resume with --precision {found}, the options of the interrupted run")
 
 
 def _short(v) -> str:
