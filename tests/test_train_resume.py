@@ -26,26 +26,32 @@ def dropout_encoder(tmp_path_factory):
                        attention_probs_dropout_prob=0.1)
 
 
-def test_resume_reaches_same_result(dropout_encoder, tmp_path):
+# 8 steps per epoch: step 12 is mid-epoch 2, step 16 the last step of epoch 2 (its
+# checkpoint is saved before the Trainer's epoch end, which the resumed run must close).
+@pytest.mark.parametrize("stop", [12, 16])
+def test_resume_reaches_same_result(dropout_encoder, tmp_path, stop):
     train, dev = write_sentiment(tmp_path / "data")
     o = dict(epochs=3, eval_steps=4, save_total_limit=3)
     full = train_classify(dropout_encoder, train, tmp_path / "full", dev, options=opts(**o))
 
-    def stop_at_12(event):
-        if event["event"] == "checkpoint" and event["step"] == 12:
+    def stop_at(event):
+        if event["event"] == "checkpoint" and event["step"] == stop:
             raise Interrupt()
 
     out = tmp_path / "cut"
     with pytest.raises(Interrupt):
-        train_classify(dropout_encoder, train, out, dev, options=opts(**o), progress=stop_at_12)
+        train_classify(dropout_encoder, train, out, dev, options=opts(**o), progress=stop_at)
     ck = out / "checkpoints"
-    assert (ck / "checkpoint-12" / COMPLETE_MARKER).is_file()
+    assert (ck / f"checkpoint-{stop}" / COMPLETE_MARKER).is_file()
     assert not (out / "model.safetensors").exists()
-    # A run killed while writing its next checkpoint leaves a folder without the marker.
-    half = ck / "checkpoint-16"
+    # A run killed while writing its next checkpoint leaves a folder without the marker
+    # (here with a truncated weights file too).
+    half = ck / f"checkpoint-{stop + 4}"
     half.mkdir()
     (half / "config.json").write_text("{")
-    assert last_complete_checkpoint(ck, clean=False)[0] == ck / "checkpoint-12"
+    data = (ck / f"checkpoint-{stop}" / "model.safetensors").read_bytes()
+    (half / "model.safetensors").write_bytes(data[: len(data) // 3])
+    assert last_complete_checkpoint(ck, clean=False)[0] == ck / f"checkpoint-{stop}"
 
     with pytest.raises(TrainError, match="not empty"):
         train_classify(dropout_encoder, train, out, dev, options=opts(**o))
@@ -55,14 +61,19 @@ def test_resume_reaches_same_result(dropout_encoder, tmp_path):
     resumed = train_classify(dropout_encoder, train, out, dev, options=opts(resume=True, **o),
                              progress=events.append)
     begin = next(e for e in events if e["event"] == "train_begin")
-    assert begin["resumed_from"] == str(ck / "checkpoint-12") and begin["global_step"] == 12
-    assert any("incomplete checkpoint" in e.get("message", "") for e in events)
+    assert begin["resumed_from"] == str(ck / f"checkpoint-{stop}") and begin["global_step"] == stop
+    assert any(f"incomplete checkpoint '{half}'" in e.get("message", "") for e in events)
     assert resumed.global_step == full.global_step == 24
     assert [e["step"] for e in resumed.evaluations] == [4, 8, 12, 16, 20, 24]
     for a, b in zip(resumed.evaluations, full.evaluations):
         assert a["step"] == b["step"]
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
         assert a["accuracy"] == b["accuracy"]
+    # Per-epoch training losses too: the interrupted epoch's sum continues from the checkpoint.
+    assert [(h["epoch"], h["step"]) for h in resumed.history] == [(1.0, 8), (2.0, 16), (3.0, 24)]
+    assert [(h["epoch"], h["step"]) for h in full.history] == [(1.0, 8), (2.0, 16), (3.0, 24)]
+    for a, b in zip(resumed.history, full.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
     assert resumed.best_step == full.best_step
     assert resumed.metrics["loss"] == pytest.approx(full.metrics["loss"], abs=1e-6)
     wa = load_file(str(tmp_path / "full" / "model.safetensors"))

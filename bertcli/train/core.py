@@ -344,6 +344,23 @@ def _make_trainer_class():
             self._loss_sum, self._micro_steps = None, 0
             return float(total) / steps
 
+        def epoch_loss_state(self) -> list | None:
+            """``[loss sum, micro-steps]`` of the epoch so far (averaged over ranks), saved
+            with a checkpoint so that a resumed run reports the same epoch loss."""
+            if self._loss_sum is None:
+                return None
+            total = self._loss_sum.clone()
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(total)
+                total /= torch.distributed.get_world_size()
+            return [float(total), self._micro_steps]
+
+        def restore_epoch_loss_state(self, saved: list | None) -> None:
+            """Continue the epoch-loss sum of an interrupted run (see ``epoch_loss_state``)."""
+            if saved:
+                self._loss_sum = torch.tensor(float(saved[0]), dtype=torch.float32, device=self.args.device)
+                self._micro_steps = int(saved[1])
+
     return _Trainer
 
 
@@ -396,6 +413,13 @@ def _make_reporter(progress: ProgressFn | None, run: dict):
                              "train_examples": run["n_train"], "eval_examples": run["n_eval"],
                              "world_size": args.world_size, "resumed_from": run.get("resumed_from"),
                              "global_step": state.global_step})
+            ep = state.epoch or 0
+            if (run.get("resumed_from") and ep > 0 and ep == round(ep)
+                    and not any(h["step"] == state.global_step for h in run["history"])):
+                # The checkpoint was saved at the last step of an epoch, before the
+                # Trainer's epoch end; the resumed Trainer starts the next epoch without
+                # one, so close that epoch here as the uninterrupted run did.
+                self.on_epoch_end(args, state, control)
 
         def on_log(self, args, state, control, logs=None, **kw):
             import time
@@ -433,9 +457,10 @@ def _make_reporter(progress: ProgressFn | None, run: dict):
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.barrier()  # every rank has written its part (RNG states)
             ck = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            epoch_loss = self.trainer.epoch_loss_state() if self.trainer is not None else None  # every rank
             if state.is_world_process_zero and ck.is_dir():
                 _atomic_json(ck / COMPLETE_MARKER, {"step": state.global_step, "history": run["history"],
-                                                    "evaluations": run["evaluations"]})
+                                                    "evaluations": run["evaluations"], "epoch_loss": epoch_loss})
                 _emit(progress, {"event": "checkpoint", "path": str(ck), "step": state.global_step})
 
     return _Reporter()
@@ -594,6 +619,7 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
             saved = json.loads((resume_from / COMPLETE_MARKER).read_text(encoding="utf-8"))
             run["history"] = saved.get("history", [])
             run["evaluations"] = saved.get("evaluations", [])
+            run["epoch_loss"] = saved.get("epoch_loss")
             run["resumed_from"] = str(resume_from)
     if dev.type == "cuda" and dev.index is not None and world == 1:
         torch.cuda.set_device(dev.index)  # the Trainer uses the current CUDA device
@@ -629,6 +655,7 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
                       compute_metrics=job.compute_metrics, preprocess_logits_for_metrics=job.preprocess_logits,
                       callbacks=callbacks)
     reporter.trainer = trainer
+    trainer.restore_epoch_loss_state(run.get("epoch_loss"))
     inner = job.net.get_base_model() if hasattr(job.net, "get_base_model") else job.net
     trainer._masked_rows = job.task == "mlm" and _has_bert_pretraining_heads(inner)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
