@@ -41,7 +41,9 @@ def train_options(f):
         click.option("--eval-steps", type=click.IntRange(min=1), help="Evaluate every N steps (default: each epoch)."),
         click.option("--logging-steps", type=click.IntRange(min=1), default=50, show_default=True),
         click.option("--patience", type=click.IntRange(min=1), help="Early stopping after N evaluations without gain."),
-        click.option("--metric", help="Model-selection metric (accuracy, macro_f1, f1, mlm_loss, ...)."),
+        click.option("--metric", help="Model-selection metric: accuracy, macro_f1, loss (classify; multi-label: "
+                                      "micro_f1, subset_accuracy), f1, precision, recall (ner), mlm_loss, "
+                                      "perplexity, top1_accuracy, nsp_accuracy (mlm)."),
         click.option("--no-group-by-length", "group_by_length", is_flag=True, flag_value=False, default=True,
                      help="Do not batch examples of similar length."),
         click.option("--freeze-encoder", is_flag=True, help="Train only the head."),
@@ -76,6 +78,16 @@ def _options(params: dict):
     if kw["merge"] and not kw["lora"]:
         raise click.UsageError("--merge needs --lora R")
     return TrainOptions(**kw, command="bertcli " + " ".join(sys.argv[1:]))
+
+
+def _check_metric(opts, task: str, multi_label: bool = False, nsp: bool = False) -> None:
+    """Validate ``--metric`` for the task before any work (a usage error, exit 2)."""
+    from ..train.core import TrainError, check_metric
+
+    try:
+        opts.metric = check_metric(opts.metric, task, multi_label, nsp)
+    except TrainError as e:
+        raise click.BadParameter(f"{e.message}; {e.hint}", param_hint="'--metric'") from None
 
 
 class Reporter:
@@ -226,6 +238,7 @@ def train_classify_cmd(**params):
     from ..train import train_classify
 
     opts = _options(params)
+    _check_metric(opts, "classify", multi_label=params["multi_label"])
     labels = [s.strip() for s in params.pop("labels").split(",")] if params.get("labels") else None
     params.pop("labels", None)
     _run(train_classify, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
@@ -258,6 +271,7 @@ def train_ner_cmd(**params):
     from ..train import train_ner
 
     opts = _options(params)
+    _check_metric(opts, "ner")
     _run(train_ner, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
          params.pop("eval_path"), data_format=params.pop("data_format"), token_column=params.pop("token_column"),
          tag_column=params.pop("tag_column"), tokens_field=params.pop("tokens_field"),
@@ -285,6 +299,7 @@ def train_mlm_cmd(**params):
     from ..train import train_mlm
 
     opts = _options(params)
+    _check_metric(opts, "mlm", nsp=params["nsp"])
     _run(train_mlm, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
          params.pop("eval_path"), nsp=params.pop("nsp"), mlm_probability=params.pop("mlm_probability"),
          documents=params.pop("documents"), encoding=params.pop("encoding"), gutenberg=params.pop("gutenberg"),

@@ -492,6 +492,35 @@ def _greater_is_better(metric: str) -> bool:
     return not ("loss" in metric or "perplexity" in metric)
 
 
+def metric_names(task: str, multi_label: bool = False, nsp: bool = False) -> list[str]:
+    """The metrics an evaluation of ``task`` (``classify``, ``ner``, ``mlm``) reports, without
+    the ``eval_`` prefix: the names ``TrainOptions.metric`` may take."""
+    if task == "classify":
+        return ["subset_accuracy", "micro_f1", "macro_f1", "loss"] if multi_label else ["accuracy", "macro_f1", "loss"]
+    if task == "ner":
+        return ["f1", "precision", "recall", "accuracy", "loss"]
+    if task == "mlm":
+        return ["mlm_loss", "perplexity", "top1_accuracy", "top5_accuracy"] + (["nsp_accuracy"] if nsp else []) + ["loss"]
+    raise ValueError(f"unknown task {task!r}")
+
+
+def check_metric(metric: str | None, task: str, multi_label: bool = False, nsp: bool = False) -> str | None:
+    """``metric`` without an ``eval_`` prefix, or None when it is None.
+
+    Raises:
+        TrainError: ``metric`` is not one of :func:`metric_names` (checked before any
+            work: the Trainer would only notice at the first evaluation).
+    """
+    if metric is None:
+        return None
+    name = metric[5:] if metric.startswith("eval_") else metric
+    known = metric_names(task, multi_label, nsp)
+    if name not in known:
+        raise TrainError(f"unknown metric '{metric}' for {task}" + (" (multi-label)" if multi_label else ""),
+                         f"choose one of {', '.join(known)}")
+    return name
+
+
 #: LoRA target modules of BERT-family encoders: the attention projections (query/key/value
 #: and the attention output dense), or every encoder linear layer (+ intermediate and
 #: output feed-forward denses), which adds capacity where LoRA on attention alone falls short.
@@ -597,6 +626,7 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
     has_eval = bool(job.eval_features)
     if opts.patience and not has_eval:
         raise TrainError("early stopping (patience) needs evaluation data", "pass --eval FILE")
+    check_metric(job.metric, job.task, bool(job.data_info.get("multi_label")), bool(job.data_info.get("nsp")))
     _apply_freeze_or_lora(job, opts)
     ckpt_dir = job.output / "checkpoints"
     resume_from = None
@@ -758,6 +788,17 @@ def _save(job: _Job, net, opts: TrainOptions, result: TrainResult, dev, dt, worl
                                         "epochs": result.history, "evaluations": result.evaluations,
                                         "global_step": result.global_step, "stopped_early": result.stopped_early})
     (out / "README.md").write_text(_model_card(job, opts, result, is_peft), encoding="utf-8")
+    _umask_modes(out)
+
+
+def _umask_modes(out: Path) -> None:
+    """Give the files a run wrote the mode a plain new file gets (0666 minus the umask):
+    some writers create them as private temporary files (0600) and rename them."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in out.iterdir():
+        if p.is_file() and not p.is_symlink() and (p.name in ARTIFACTS or p.name.endswith(".safetensors")):
+            os.chmod(p, 0o666 & ~mask)
 
 
 def _fmt(v) -> str:

@@ -299,6 +299,12 @@ def mlm_metrics_fn(nsp: bool):
     return compute
 
 
+#: how to give next-sentence pre-training more than one document (a single file is one
+#: document per file when it is a Project Gutenberg book, else split at blank lines).
+_DOCUMENTS_HINT = ("put a blank line between documents and pass --documents blank-line, "
+                   "or pass a folder with one file per document")
+
+
 def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, eval: str | Path | None = None,
               *, nsp: bool = False, mlm_probability: float = 0.15, documents: str = "auto", encoding: str = "auto",
               gutenberg: bool = True, eval_fraction: float = 0.05, short_seq_prob: float = 0.1,
@@ -340,7 +346,7 @@ def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, e
         else (None, [])
     if nsp and len(docs) < 2:
         raise DataError(f"{train}: next-sentence pairs need at least two documents, found {len(docs)}",
-                        "use a folder of files or blank lines between documents")
+                        _DOCUMENTS_HINT)
     warnings = _warn_all(progress, w1 + w2)
     tok, max_len = _tokenizer_and_length(base, opts.max_length)
     if tok.mask_token_id is None:
@@ -350,7 +356,8 @@ def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, e
     inst = make(tok, docs, max_len, nsp, opts.seed, short_seq_prob)
     if eval_docs is not None:
         if nsp and len(eval_docs) < 2:
-            raise DataError(f"{eval}: next-sentence pairs need at least two documents")
+            raise DataError(f"{eval}: next-sentence pairs need at least two documents, found {len(eval_docs)}",
+                            _DOCUMENTS_HINT)
         eval_inst = make(tok, eval_docs, max_len, nsp, opts.seed + 1, short_seq_prob)
     else:
         n_eval = int(round(len(inst) * eval_fraction)) if eval_fraction else 0
