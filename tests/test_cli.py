@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import os
-import pickle
 import re
 import shlex
 import shutil
@@ -429,53 +428,11 @@ def test_folder_without_config(cls_dir, tmp_path):
                    "*.safetensors weights and tokenizer files")
 
 
-class _Trap:
-    """Unpickling this creates the directory ``path`` (any unpickling runs such code)."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.path,))
-
-
-def test_pickle_only_weights_are_refused_and_never_unpickled(cls_dir, tmp_path):
-    # sanity: the trap really fires when unpickled
-    probe = tmp_path / "probe-fired"
-    pickle.loads(pickle.dumps(_Trap(probe)))
-    assert probe.is_dir()
-
-    folder = tmp_path / "model"
-    folder.mkdir()
-    for f in cls_dir.iterdir():
-        if not f.name.endswith(".safetensors"):
-            shutil.copy(f, folder / f.name)
-    fired = tmp_path / "unpickled"
-    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Trap(fired)))
-    for backend in ("native", "transformers"):
-        msg = _one_line_error(invoke(["classify", "x", "-m", folder], env={"BERTCLI_BACKEND": backend}))
-        assert msg.startswith(f"Error: model folder '{folder}' has only pickle weights (pytorch_model.bin); "
-                              "bertcli loads safetensors only, because unpickling can run arbitrary code; "
-                              "on a machine where you trust the file, convert it with the model's own class ")
-        assert not fired.exists(), "the pickle file was unpickled"
-
-
 @pytest.mark.parametrize("backend", ["native", "transformers"])
 def test_bare_encoder_for_fill_mask_names_head_and_train_command(encoder_dir, backend):
     msg = _one_line_error(invoke(["fill-mask", "A [MASK].", "-m", encoder_dir], env={"BERTCLI_BACKEND": backend}))
     assert msg.startswith(f"Error: '{encoder_dir}' has no masked-LM head (missing weights: cls.predictions.")
     assert msg.endswith("; it is probably a bare encoder; add and train the head with 'bertcli train mlm'")
-
-
-def test_config_with_auto_map_is_refused(cls_dir, tmp_path):
-    for f in cls_dir.iterdir():
-        shutil.copy(f, tmp_path / f.name)
-    cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg["auto_map"] = {"AutoModelForSequenceClassification": "evil.EvilModel"}
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    msg = _one_line_error(invoke(["classify", "x", "-m", tmp_path]))
-    assert msg == (f"Error: {tmp_path / 'config.json'} asks for custom code (auto_map); bertcli never runs code "
-                   "from a model folder; use a checkpoint of a built-in transformers architecture")
 
 
 def test_device_cuda_without_gpu_hints_cpu(cls_dir):

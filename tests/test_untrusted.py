@@ -82,7 +82,8 @@ def pickle_only(d, scratch):
     (d / "model.safetensors").unlink()
     (d / "pytorch_model.bin").write_bytes(pickle.dumps(Trap(scratch / "unpickled")))
     return ("Error: model folder '{d}' has only pickle weights (pytorch_model.bin); bertcli loads safetensors only, "
-            "because unpickling can run arbitrary code; on a machine where you trust the file, convert it ...")
+            "because unpickling can run arbitrary code; on a machine where you trust the file, convert it with "
+            "the model's own class ...")
 
 
 def corrupt_header(d, scratch):
