@@ -575,9 +575,7 @@ def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
     native.load_state(net, sd, path, TASKS[task][1], TASKS[task][2])
     del sd
     net.eval()
-    net.to(dev)
-    if dt != _torch().float32:
-        net.to(dt)
+    net.prepare(dev, dt)  # to(dev, dt); on CPU: weights packed once for oneDNN
     return LoadedModel(path=path, task=task, tokenizer=tokenizer, model=net, config=config, device=dev,
                        dtype=dt, max_length=model_max_length(config, tokenizer), native=True)
 

@@ -42,14 +42,17 @@ from .errors import ModelError
 #: one partly filled tile per call wastes little.
 TILE = 128
 FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta"}
+#: hidden_act -> (torch function, oneDNN post-op name, its algorithm): transformers' ACT2FN
+#: names; the oneDNN post-ops compute the same functions (checked in tests/test_kernels.py).
 _ACTS = {
-    "gelu": lambda x: F.gelu(x),
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
+    "gelu": (F.gelu, "gelu", "none"),
+    "gelu_new": (lambda x: F.gelu(x, approximate="tanh"), "gelu", "tanh"),
+    "gelu_pytorch_tanh": (lambda x: F.gelu(x, approximate="tanh"), "gelu", "tanh"),
+    "gelu_fast": (lambda x: F.gelu(x, approximate="tanh"), "gelu", "tanh"),
+    "relu": (F.relu, "relu", ""),
+    "silu": (F.silu, "swish", ""),
+    "swish": (F.silu, "swish", ""),
+    "tanh": (torch.tanh, "tanh", ""),
 }
 
 
@@ -60,26 +63,87 @@ def supported(cfg: dict) -> bool:
             and not cfg.get("is_decoder", False) and not cfg.get("add_cross_attention", False))
 
 
-def tiled_linear(x, lin: nn.Linear):
-    """``lin(x)`` for ``x`` of shape ``(T, K)``, computed in ``(TILE, K)`` row tiles.
+# ------------------------------------------------------------------ matrix products
+
+def onednn_available(dtype=torch.float32) -> bool:
+    """True when this torch build has oneDNN's linear op with pre-packed weights for ``dtype``
+    on CPU (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``: the ops
+    torch inductor's CPU freezing pass uses). ``BERTCLI_ONEDNN=0`` turns them off."""
+    import os
+
+    if os.environ.get("BERTCLI_ONEDNN", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    try:
+        mk = torch.ops.mkldnn
+        mk._linear_pointwise.default, mk._linear_pointwise.binary, mk._reorder_linear_weight.default
+        if not torch.backends.mkldnn.is_available():
+            return False
+        if dtype == torch.bfloat16:
+            return bool(mk._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+    return dtype == torch.float32
+
+
+class Packed:
+    """A linear layer's weight and bias prepared once for inference on CPU.
+
+    ``kind`` ``"onednn"``: the ``(N, K)`` weight reordered by oneDNN for ``tile``-row inputs
+    (an opaque mkldnn tensor) and run with ``torch.ops.mkldnn._linear_pointwise``; ``"dense"``:
+    a plain ``(N, K)`` copy in ``dtype`` run with ``F.linear`` (bf16 without oneDNN).
+    """
+
+    def __init__(self, weight, bias, dtype, kind: str, tile: int):
+        self.dtype, self.kind, self.out_features = dtype, kind, weight.shape[0]
+        w = weight.detach().to(dtype).contiguous()
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(w, tile) if kind == "onednn" else w
+        self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
+
+
+def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = None):
+    """``act(lin(x)) + add`` for ``x`` of shape ``(T, K)``, computed in ``(tile, K)`` row tiles.
 
     Every GEMM call has the same shape whatever T is, so a row's result does not depend
-    on T (BLAS libraries pick kernels and blockings by shape).
+    on T (BLAS libraries pick kernels and blockings by shape). ``lin`` is an ``nn.Linear``
+    (or anything with ``weight``, ``bias``, ``out_features``); when :meth:`NativeEncoder.prepare`
+    gave it a :class:`Packed` (``lin.packed``), that runs instead, with ``act`` (a
+    ``hidden_act`` name of :data:`_ACTS`) and ``add`` (a ``(T, N)`` tensor) fused into the
+    oneDNN call. Returns ``(T, N)`` in the packed dtype (else ``x``'s dtype).
     """
+    tile = tile or TILE
     T = x.shape[0]
+    pk = lin.__dict__.get("packed")
+    if pk is not None and x.dtype != pk.dtype:
+        x = x.to(pk.dtype)
     if T == 0:
         return x.new_zeros((0, lin.out_features))
-    pad = (-T) % TILE
+    pad = (-T) % tile
     if pad:
         x = torch.cat([x, x.new_zeros((pad, x.shape[1]))])
-    out = torch.cat([F.linear(t, lin.weight, lin.bias) for t in x.split(TILE)])
-    return out[:T] if pad else out
+    if pk is not None and pk.kind == "onednn":
+        op = torch.ops.mkldnn._linear_pointwise
+        if add is not None and add.dtype == pk.dtype and act is None:
+            if pad:
+                add = torch.cat([add, add.new_zeros((pad, add.shape[1]))])
+            out = torch.cat([op.binary(t, a, pk.weight, pk.bias, "add") for t, a in zip(x.split(tile), add.split(tile))])
+            return out[:T] if pad else out
+        name, algo = ("none", "") if act is None else _ACTS[act][1:]
+        out = torch.cat([op(t, pk.weight, pk.bias, name, [], algo) for t in x.split(tile)])
+    else:
+        w, b = (pk.weight, pk.bias) if pk is not None else (lin.weight, lin.bias)
+        out = torch.cat([F.linear(t, w, b) for t in x.split(tile)])
+        out = out[:T] if pad else out
+        if act is not None:
+            out = _ACTS[act][0](out)
+        return out if add is None else add + out
+    out = out[:T] if pad else out
+    return out if add is None else add + out
 
 
 class Layer(nn.Module):
     """One post-LN Transformer encoder layer with fused QKV projection, on packed tokens."""
 
-    def __init__(self, h: int, heads: int, inter: int, eps: float, act):
+    def __init__(self, h: int, heads: int, inter: int, eps: float, act: str):
         super().__init__()
         self.heads = heads
         self.qkv = nn.Linear(h, 3 * h)
@@ -92,7 +156,8 @@ class Layer(nn.Module):
 
     def forward(self, x, groups):
         """x: ``(T, H)`` packed tokens; groups: ``[(start, n_seqs, length)]`` runs of
-        consecutive sequences of equal length."""
+        consecutive sequences of equal length. The residual stream and LayerNorm keep
+        ``x``'s dtype; the matrix products and attention run in the packed dtype."""
         T, H = x.shape
         d = H // self.heads
         qkv = tiled_linear(x, self.qkv)
@@ -102,8 +167,8 @@ class Layer(nn.Module):
             a = F.scaled_dot_product_attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
             parts.append(a.transpose(1, 2).reshape(count * n, H))
         a = torch.cat(parts) if len(parts) > 1 else parts[0]
-        x = self.ln1(x + tiled_linear(a, self.out))
-        return self.ln2(x + tiled_linear(self.act(tiled_linear(x, self.ffn_in)), self.ffn_out))
+        x = self.ln1(tiled_linear(a, self.out, add=x))
+        return self.ln2(tiled_linear(tiled_linear(x, self.ffn_in, act=self.act), self.ffn_out, add=x))
 
 
 class NativeEncoder(nn.Module):
@@ -122,7 +187,7 @@ class NativeEncoder(nn.Module):
         self.cfg, self.task = cfg, task
         self.family = FAMILIES[cfg["model_type"]]
         h, eps = cfg["hidden_size"], cfg.get("layer_norm_eps", 1e-12)
-        self.act = _ACTS[cfg.get("hidden_act", "gelu")]
+        self.act = cfg.get("hidden_act", "gelu")
         self.pad_id = cfg.get("pad_token_id", 0) if cfg.get("pad_token_id") is not None else 0
         self.word = nn.Embedding(cfg["vocab_size"], h)
         self.pos = nn.Embedding(cfg["max_position_embeddings"], h)
@@ -146,6 +211,46 @@ class NativeEncoder(nn.Module):
             self.mlm_ln = nn.LayerNorm(h, eps=eps)
             self.mlm_bias = nn.Parameter(torch.zeros(cfg["vocab_size"]))
             self.decoder = None  # tied to self.word unless the checkpoint has its own
+
+    def _decoder(self):
+        """The vocabulary projection (tied to the word embeddings unless the checkpoint has its own)."""
+        dec = self.__dict__.get("_dec")
+        if dec is None:
+            w = self.decoder.weight if self.decoder is not None else self.word.weight
+            dec = _Tied(w, self.mlm_bias)
+        return dec
+
+    def prepare(self, device, dtype=torch.float32):
+        """Make the model ready for inference on ``device`` in ``dtype``; returns ``self``.
+
+        CUDA/MPS: moves and casts the parameters (``self.to(device).to(dtype)``); nothing else
+        changes. CPU: parameters stay float32 (embeddings, LayerNorm, biases and the residual
+        stream, as under ``torch.autocast("cpu", torch.bfloat16)``, which keeps layer_norm in
+        float32) and every linear layer gets a :class:`Packed` weight in ``dtype``: reordered
+        once for oneDNN when :func:`onednn_available`, else a plain copy for bf16 (float32
+        without oneDNN runs the parameters as they are). Call it again after changing
+        weights.
+        """
+        device = torch.device(device)
+        self.to(device)
+        lins = [m for m in self.modules() if isinstance(m, nn.Linear)]
+        self.__dict__.pop("_dec", None)
+        for m in lins:
+            m.__dict__.pop("packed", None)
+        if device.type != "cpu":
+            if dtype != torch.float32:
+                self.to(dtype)
+            return self
+        self.float()
+        kind = "onednn" if onednn_available(dtype) else ("dense" if dtype != torch.float32 else None)
+        if kind is None:
+            return self
+        if self.task == "fill-mask":
+            self._dec = self._decoder()
+            lins.append(self._dec)
+        for m in lins:
+            m.packed = Packed(m.weight, m.bias, dtype, kind, TILE)
+        return self
 
     def positions(self, input_ids):
         if self.family == "roberta":
@@ -193,14 +298,13 @@ class NativeEncoder(nn.Module):
         starts_t = torch.tensor(starts, device=x.device)
         if t == "fill-mask":
             rows = x if mask_rows is None else x[starts_t[mask_rows[:, 0]] + mask_rows[:, 1]]
-            y = self.mlm_ln(self.act(tiled_linear(rows, self.mlm_dense)))
-            w = self.decoder.weight if self.decoder is not None else self.word.weight
-            logits = tiled_linear(y, _Tied(w, self.mlm_bias))
+            y = self.mlm_ln(tiled_linear(rows, self.mlm_dense, act=self.act).to(x.dtype))
+            logits = tiled_linear(y, self._decoder())
             return logits if mask_rows is not None else self._unpack(logits, lengths, L)
         first = x[starts_t]
         if t == "classify" and self.family == "roberta":
-            return tiled_linear(torch.tanh(tiled_linear(first, self.cls_dense)), self.head)
-        return tiled_linear(torch.tanh(tiled_linear(first, self.pooler)), self.head)
+            return tiled_linear(tiled_linear(first, self.cls_dense, act="tanh"), self.head)
+        return tiled_linear(tiled_linear(first, self.pooler, act="tanh"), self.head)
 
 
 class _Tied:
@@ -208,6 +312,7 @@ class _Tied:
 
     def __init__(self, weight, bias):
         self.weight, self.bias, self.out_features = weight, bias, weight.shape[0]
+        self.packed = None
 
 
 # ------------------------------------------------------------------ weights

@@ -1,0 +1,166 @@
+"""The native encoder's prepared CPU path (bertcli.native.NativeEncoder.prepare).
+
+float32 with oneDNN-packed weights and fused epilogues: the same logits as the plain
+torch path and as transformers (1e-5), and bit-identical whatever the batch holds.
+bfloat16: the same top-1 results as float32 on a small random model; without oneDNN
+(BERTCLI_ONEDNN=0) the same numerics through F.linear.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bertcli import native
+
+ONEDNN = native.onednn_available(torch.float32)
+needs_onednn = pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN linear ops")
+CPU = torch.device("cpu")
+
+
+def _hf_model(family: str, task: str, seed: int = 0, hidden: int = 64, act: str = "gelu"):
+    import transformers as tf
+
+    cfg_cls = {"bert": tf.BertConfig, "roberta": tf.RobertaConfig}[family]
+    cfg = cfg_cls(vocab_size=211, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=2 * hidden + 8, max_position_embeddings=320, initializer_range=0.1,
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3, hidden_act=act)
+    name = ("Bert" if family == "bert" else "Roberta") + {
+        "fill-mask": "ForMaskedLM", "nsp": "ForNextSentencePrediction", "classify": "ForSequenceClassification",
+        "ner": "ForTokenClassification", "encoder": "Model"}[task]
+    torch.manual_seed(seed)
+    return getattr(tf, name)(cfg).eval()
+
+
+def _native(hf, task, dtype=None):
+    net = native.NativeEncoder(dict(hf.config.to_dict(), num_labels=hf.config.num_labels), task).eval()
+    native.load_state(net, hf.state_dict(), "mem", "head", "")
+    if dtype is not None:
+        net.prepare(CPU, dtype)
+    return net
+
+
+def _batch(family, lengths, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    pad = 0 if family == "bert" else 1
+    L = max(lengths)
+    ids = torch.randint(5, 211, (len(lengths), L), generator=g)
+    mask = (torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]).long()
+    ids[mask == 0] = pad
+    return ids, mask
+
+
+def _packed_kinds(net):
+    return {m.packed.kind for m in net.modules() if m.__dict__.get("packed") is not None}
+
+
+@needs_onednn
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("task", ["fill-mask", "nsp", "classify", "ner", "encoder"])
+def test_packed_float32_matches_plain_and_transformers(family, task, monkeypatch):
+    if family == "roberta" and task == "nsp":
+        pytest.skip("RoBERTa has no NSP head")
+    hf = _hf_model(family, task)
+    plain, packed = _native(hf, task), _native(hf, task, torch.float32)
+    assert _packed_kinds(packed) == {"onednn"} and not _packed_kinds(plain)
+    ids, mask = _batch(family, [9, 200, 3, 140])  # crosses 128-row tiles
+    with torch.inference_mode():
+        ref = hf(input_ids=ids, attention_mask=mask)
+        ref = ref.last_hidden_state if task == "encoder" else ref.logits
+        a, b = plain(ids, mask), packed(ids, mask)
+    if ref.dim() == 3:
+        keep = mask.bool()
+        ref, a, b = ref[keep], a[keep], b[keep]
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("onednn", ["1", "0"])
+def test_bit_identical_whatever_the_batch(dtype, onednn, monkeypatch):
+    monkeypatch.setenv("BERTCLI_ONEDNN", onednn)
+    hf = _hf_model("bert", "ner")
+    net = _native(hf, "ner", dtype)
+    lengths = [150, 150, 61, 61, 61, 17, 5, 2]
+    ids, mask = _batch("bert", lengths)
+    with torch.inference_mode():
+        together = net(ids, mask)
+        for i, n in enumerate(lengths):
+            alone = net(ids[i:i + 1, :n], mask[i:i + 1, :n])[0]
+            assert torch.equal(alone, together[i, :n]), (i, n)
+        # the same sequences in another batch: other neighbours, other tile rows
+        sub = [1, 4, 6]
+        other = net(ids[sub], mask[sub])
+        for j, i in enumerate(sub):
+            assert torch.equal(other[j, :lengths[i]], together[i, :lengths[i]])
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("task", ["fill-mask", "classify", "ner"])
+def test_bfloat16_top1_agrees_with_float32(family, task):
+    hf = _hf_model(family, task, hidden=128)
+    f32, bf16 = _native(hf, task, torch.float32), _native(hf, task, torch.bfloat16)
+    assert bf16.word.weight.dtype == torch.float32  # embeddings, LayerNorm, residual stay float32
+    ids, mask = _batch(family, [12, 30, 7, 25] * 8, seed=5)
+    with torch.inference_mode():
+        a, b = f32(ids, mask), bf16(ids, mask)
+    assert b.dtype == torch.bfloat16
+    keep = mask.bool() if a.dim() == 3 else slice(None)
+    a, b = a[keep].float(), b[keep].float()
+    agree = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
+    assert agree >= 0.95, agree
+    assert (a - b).abs().max().item() < 0.1 * a.abs().max().item()
+
+
+def test_bfloat16_without_onednn_matches_onednn(monkeypatch):
+    if not native.onednn_available(torch.bfloat16):
+        pytest.skip("no oneDNN bf16 here")
+    hf = _hf_model("bert", "classify")
+    a = _native(hf, "classify", torch.bfloat16)
+    monkeypatch.setenv("BERTCLI_ONEDNN", "0")
+    b = _native(hf, "classify", torch.bfloat16)
+    assert _packed_kinds(a) == {"onednn"} and _packed_kinds(b) == {"dense"}
+    ids, mask = _batch("bert", [12, 30, 7, 25], seed=3)
+    with torch.inference_mode():
+        torch.testing.assert_close(a(ids, mask).float(), b(ids, mask).float(), atol=2e-2, rtol=2e-2)
+
+
+def test_float32_without_onednn_is_the_plain_path(monkeypatch):
+    monkeypatch.setenv("BERTCLI_ONEDNN", "0")
+    hf = _hf_model("bert", "classify")
+    plain, prepared = _native(hf, "classify"), _native(hf, "classify", torch.float32)
+    assert not _packed_kinds(prepared)
+    ids, mask = _batch("bert", [12, 30, 7])
+    with torch.inference_mode():
+        assert torch.equal(plain(ids, mask), prepared(ids, mask))
+
+
+@needs_onednn
+@pytest.mark.parametrize("act", sorted(native._ACTS))
+def test_fused_activation_matches_torch(act):
+    g = torch.Generator().manual_seed(0)
+    lin = torch.nn.Linear(48, 80)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(80, 48, generator=g) * 0.2)
+    x = torch.randn(70, 48, generator=g) * 2
+    ref = native._ACTS[act][0](F.linear(x, lin.weight, lin.bias))
+    lin.packed = native.Packed(lin.weight, lin.bias, torch.float32, "onednn", native.TILE)
+    with torch.inference_mode():
+        got = native.tiled_linear(x, lin, act=act)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
+def test_prepare_again_after_new_weights():
+    hf = _hf_model("bert", "classify")
+    net = _native(hf, "classify", torch.float32)
+    ids, mask = _batch("bert", [12, 30])
+    with torch.inference_mode():
+        before = net(ids, mask)
+    with torch.no_grad():
+        net.head.weight.mul_(-1)
+    net.prepare(CPU, torch.float32)
+    with torch.inference_mode():
+        after = net(ids, mask)
+    assert not torch.allclose(before, after)
