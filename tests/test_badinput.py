@@ -66,7 +66,7 @@ def corpus(tmp_path_factory):
 
 def invoke(args, input=None):
     """The CLI in-process; anything but a clean exit would be a traceback for the user."""
-    res = CliRunner().invoke(cli, [str(a) for a in args], input=input, env={"BERTCLI_MODEL": None},
+    res = CliRunner().invoke(cli, [str(a) for a in args], input=input, env={"BERTCLI_MODEL": None, "BERTCLI_BACKEND": None},
                              prog_name="bertcli")
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
     assert "Traceback" not in res.stderr
@@ -228,7 +228,7 @@ def test_option_values_the_model_refuses_are_usage_errors(request, cmd_args, mes
 # ---------------------------------------------------------------- real processes
 
 def _bertcli(*args, input: bytes | None = None):
-    env = {k: v for k, v in os.environ.items() if k != "BERTCLI_MODEL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("BERTCLI_MODEL", "BERTCLI_BACKEND")}
     env["OMP_NUM_THREADS"] = "1"
     return subprocess.run([sys.executable, "-m", "bertcli", *args], input=input, capture_output=True, env=env,
                           timeout=300)
