@@ -386,3 +386,28 @@ def test_symlink_inside_the_folder_is_allowed(cls_dir, tmp_path, monkeypatch):
     shutil.move(d / "model.safetensors", d / "blobs" / "weights")
     (d / "model.safetensors").symlink_to(d / "blobs" / "weights")
     assert load_model(d, "classify", device="cpu").native
+
+
+def test_every_from_pretrained_is_local_and_refuses_remote_code():
+    """Static check of bertcli's sources: each transformers ``from_pretrained`` call passes
+    ``local_files_only=True`` and ``trust_remote_code=False`` explicitly (transformers'
+    default for the latter is to *ask* on a terminal). peft's ``PeftModel.from_pretrained``
+    takes neither; its folder is checked by ``check_folder`` first."""
+    import ast
+
+    import bertcli
+
+    calls = []
+    for f in sorted(Path(bertcli.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "from_pretrained":
+                owner = node.func.value.id if isinstance(node.func.value, ast.Name) else "?"
+                kw = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+                calls.append((f"{f.name}:{node.lineno}", owner, kw.get("local_files_only"),
+                              kw.get("trust_remote_code")))
+    assert len(calls) >= 6
+    for where, owner, local, remote in calls:
+        if owner == "PeftModel":
+            continue
+        assert (local, remote) == (True, False), f"{where}: {owner}.from_pretrained"

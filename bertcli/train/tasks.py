@@ -28,7 +28,8 @@ def _tokenizer_and_length(base: Path, max_length: int):
 
     cfg = json.loads((base / "config.json").read_text(encoding="utf-8"))
     tok = load_tokenizer(base, cfg)
-    limit = model_max_length(AutoConfig.from_pretrained(str(base), local_files_only=True), tok)
+    limit = model_max_length(AutoConfig.from_pretrained(str(base), local_files_only=True, trust_remote_code=False),
+                             tok)
     return tok, min(int(max_length), limit)
 
 
