@@ -411,3 +411,29 @@ def test_every_from_pretrained_is_local_and_refuses_remote_code():
         if owner == "PeftModel":
             continue
         assert (local, remote) == (True, False), f"{where}: {owner}.from_pretrained"
+
+
+TRAIN_CASES = [pickle_only, auto_map_in_config, symlink_to_etc_passwd, fifo_tokenizer, more_layers_than_weights,
+               tokenizer_json_larger_than_embeddings, unknown_model_type]
+
+
+@pytest.mark.parametrize("case", TRAIN_CASES, ids=[c.__name__ for c in TRAIN_CASES])
+def test_untrusted_base_model_is_refused_before_training(case, cls_dir, tmp_path, monkeypatch):
+    """``bertcli train`` checks its base folder the same way, before reading a training step."""
+    monkeypatch.delenv("BERTCLI_MODEL", raising=False)
+    d = copy_model(cls_dir, tmp_path / "model")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    expected = case(d, scratch)
+    data = tmp_path / "train.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"text {i}\t{'ab'[i % 2]}\n" for i in range(8)))
+    out = tmp_path / "out"
+    with address_space_cap(), count_modules_built() as built:
+        res = CliRunner().invoke(cli, ["train", "classify", "-m", str(d), "--train", str(data), "-o", str(out),
+                                       "--max-steps", "1", "-f", "jsonl"], prog_name="bertcli")
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
+    assert res.exit_code == 1 and res.stdout == ""
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert_line(res.stderr[:-1], expected, d)
+    assert built == [] and not (out / "checkpoints").exists()
+    assert not any((scratch / n).exists() for n in ("unpickled", "imported"))
