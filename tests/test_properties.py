@@ -92,6 +92,7 @@ def texts_of(words=WORDS, min_size=0, max_size=40):
 
 
 def check_offsets(text: str, ents: list[dict]) -> None:
+    """The NER offset invariant: in range, non-empty, sorted, not overlapping, word == text[start:end]."""
     prev_end = 0
     for e in ents:
         assert 0 <= e["start"] < e["end"] <= len(text), e
@@ -134,6 +135,7 @@ def test_windows_cover_every_token_and_overlap_by_the_stride(n, span, data):
 
 
 def _small(lm, max_length):
+    """The same model told to take at most ``max_length`` tokens (long texts are windowed)."""
     return dataclasses.replace(lm, max_length=max_length)
 
 
@@ -264,6 +266,7 @@ def cells(fmt):
 
 @st.composite
 def records(draw, fmt, pairs):
+    """1-6 records ``{id, text[, text_pair], note}`` of texts that ``fmt`` carries unchanged."""
     n = draw(st.integers(1, 6))
     out = []
     for i in range(n):
@@ -278,6 +281,7 @@ def records(draw, fmt, pairs):
 
 
 def _write(fmt: str, recs: list[dict], pairs: bool) -> bytes:
+    """``recs`` as the bytes of a ``fmt`` file, written the usual way for that format."""
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs).encode()
     if fmt == "json":
