@@ -155,18 +155,21 @@ class Layer(nn.Module):
         self.act = act
 
     def forward(self, x, groups):
-        """x: ``(T, H)`` packed tokens; groups: ``[(start, n_seqs, length)]`` runs of
-        consecutive sequences of equal length. The residual stream and LayerNorm keep
+        """x: ``(T, H)`` packed tokens, T a multiple of :data:`TILE` (rows after the last
+        sequence are padding, computed but never read); groups: ``[(start, n_seqs, length)]``
+        runs of consecutive sequences of equal length. The residual stream and LayerNorm keep
         ``x``'s dtype; the matrix products and attention run in the packed dtype."""
         T, H = x.shape
         d = H // self.heads
         qkv = tiled_linear(x, self.qkv)
-        parts = []
+        a = qkv.new_empty((T, H))
+        end = 0
         for start, count, n in groups:
-            blk = qkv[start:start + count * n].view(count, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
-            a = F.scaled_dot_product_attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
-            parts.append(a.transpose(1, 2).reshape(count * n, H))
-        a = torch.cat(parts) if len(parts) > 1 else parts[0]
+            end = start + count * n
+            blk = qkv[start:end].view(count, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+            o = F.scaled_dot_product_attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
+            a[start:end].view(count, n, self.heads, d).copy_(o.transpose(1, 2))
+        a[end:].zero_()
         x = self.ln1(tiled_linear(a, self.out, add=x))
         return self.ln2(tiled_linear(tiled_linear(x, self.ffn_in, act=self.act), self.ffn_out, add=x))
 
@@ -275,9 +278,13 @@ class NativeEncoder(nn.Module):
             groups.append((start, j - i, lengths[i]))
             start += (j - i) * lengths[i]
             i = j
+        T = x.shape[0]
+        pad = (-T) % TILE
+        if pad:  # pad once to whole tiles, not at every matrix product
+            x = torch.cat([x, x.new_zeros((pad, x.shape[1]))])
         for layer in self.layers:
             x = layer(x, groups)
-        return x, lengths
+        return x[:T], lengths
 
     def _unpack(self, x, lengths, L):
         out = x.new_zeros((len(lengths), L, x.shape[-1]))
