@@ -17,7 +17,28 @@ USES = {
                   "weights only, no text. all-MiniLM-L6-v2 is Apache-2.0."),
     "ner": ("English named entities (PER, ORG, LOC, MISC) in news-like text.", "CoNLL-2003 train",
             "CoNLL-2003 is Reuters text for research use; only trained weights are shipped, never the data."),
+    "pretraining": ("`fill-mask` (guess a `[MASK]`ed word in everyday English) and `nsp` (does sentence B "
+                    "follow sentence A?).",
+                    "21 public-domain novels of `books/` (Sherlock Holmes and The Time Machine held out), the "
+                    "CoNLL-2003 train articles, and the English sentences of SST-2, TREC, MRPC and RTE train",
+                    "The books are public domain (Project Gutenberg); CoNLL-2003 is Reuters text for research "
+                    "use and MRPC is non-commercial: used as pre-training text only, and only trained weights "
+                    "are shipped, never the text. all-MiniLM-L6-v2 is Apache-2.0."),
 }
+
+LIMITS = {
+    "sentiment": "trained on texts of at most 64 tokens (longer inputs still run, up to 512 tokens, then are "
+                 "truncated with a warning).",
+    "ner": "trained on sentences of at most 128 tokens; uncased, so capitalisation (a strong cue for names) "
+           "is invisible to it; longer texts run in overlapping windows.",
+    "pretraining": "continued pre-training of a sentence-embedding model with LoRA for a short CPU budget: "
+                   "its guesses are plausible words, not the knowledge of a full BERT; sequences of at most "
+                   "128 tokens.",
+}
+
+METRICS = {"classify": ["accuracy", "macro_f1"], "ner": ["precision", "recall", "f1"],
+           "mlm": ["top1_accuracy", "top5_accuracy", "nsp_accuracy"],
+           "fill-mask-everyday": ["top1_accuracy", "top5_accuracy"]}
 
 
 def main() -> None:
@@ -27,8 +48,10 @@ def main() -> None:
     rows = []
     for f in sys.argv[2:]:
         r = json.loads(Path(f).read_text())
-        keys = ["accuracy", "macro_f1"] if r["task"] == "classify" else ["precision", "recall", "f1"]
-        rows.append((Path(r["data"]).parent.name + "/" + Path(r["data"]).name, r["n"],
+        keys = [k for k in METRICS[r["task"]] if k in r]
+        n = r.get("n", r.get("n_masked"))
+        unit = " masked tokens" if "n_masked" in r and "n" not in r else ""
+        rows.append((Path(r["data"]).parent.name + "/" + Path(r["data"]).name, f"{n}{unit}",
                      ", ".join(f"{k} {r[k]:.4f}" for k in keys)))
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     args = json.loads((folder / "training_args.json").read_text())
@@ -45,8 +68,7 @@ def main() -> None:
         "| evaluated on | n | metrics |", "|---|---|---|",
         *[f"| {a} | {b} | {c} |" for a, b, c in rows], "",
         "Known limits: English only; uncased; one training domain (checked on others only through the "
-        "evaluation rows above); trained on texts of at most 64 tokens (longer inputs still run, up to "
-        "512 tokens, then are truncated with a warning).", "",
+        "evaluation rows above); " + LIMITS[name], "",
         f"Licence notes: {licence}", "",
     ]
     card = folder / "README.md"
