@@ -55,6 +55,13 @@ def main() -> None:
                      ", ".join(f"{k} {r[k]:.4f}" for k in keys)))
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     args = json.loads((folder / "training_args.json").read_text())
+    # The recipe's log (next to the eval JSONs) has the training step's wall time and device.
+    wall = ""
+    log = Path(sys.argv[2]).parent / "recipe.log" if len(sys.argv) > 2 else None
+    if log and log.is_file():
+        done = [ln for ln in log.read_text().splitlines() if f"] {name}-train: done in " in ln]
+        if done:
+            wall = done[-1].split(": done in ", 1)[1].split(" (")[0]
     text = [
         "", "## Shipped default", "",
         f"Good for: {use} It is a small model (6 layers, 384 wide, uncased): real work wants a full-size "
@@ -64,7 +71,8 @@ def main() -> None:
         f"- data: {data}",
         "- recipe: `scripts/build-default-models " + name + "` (its command line is in the Command section above "
         "and in training_args.json)",
-        f"- device: {args.get('device', 'cpu')}", "",
+        f"- device: {args.get('device', 'cpu')}" + (f"; training wall time {wall}" if wall else "")
+        + " (2-core CPU unless the device says otherwise)", "",
         "| evaluated on | n | metrics |", "|---|---|---|",
         *[f"| {a} | {b} | {c} |" for a, b, c in rows], "",
         "Known limits: English only; uncased; one training domain (checked on others only through the "
@@ -72,6 +80,8 @@ def main() -> None:
         f"Licence notes: {licence}", "",
     ]
     card = folder / "README.md"
+    body = card.read_text(encoding="utf-8").replace(f"# {name}\n", f"# bertcli default: {name}\n", 1)
+    card.write_text(body, encoding="utf-8")
     card.write_text(card.read_text(encoding="utf-8").rstrip() + "\n" + "\n".join(text), encoding="utf-8")
     print(f"appended to {card}")
 
