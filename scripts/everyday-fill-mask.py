@@ -17,7 +17,7 @@ recs = [json.loads(line) for line in sys.stdin if line.strip()]
 top1 = top5 = 0
 misses = []
 for r in recs:
-    got = [p["token_str"].strip().lower() for p in r["predictions"]]
+    got = [p["token_str"].strip().lower() for p in r["predictions"][0]]  # one list per mask; one mask each
     ok = set(r["answers"])
     top1 += bool(got[:1] and got[0] in ok)
     hit5 = bool(ok & set(got[:5]))
