@@ -164,3 +164,18 @@ def test_prepare_again_after_new_weights():
     with torch.inference_mode():
         after = net(ids, mask)
     assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mask_rows_bit_identical_whatever_the_batch(dtype):
+    hf = _hf_model("bert", "fill-mask")
+    net = _native(hf, "fill-mask", dtype)
+    lengths = [40, 33, 33, 20, 9, 9, 9, 4]
+    ids, mask = _batch("bert", lengths, seed=7)
+    rows = torch.tensor([[i, n // 2] for i, n in enumerate(lengths)] + [[0, 1], [1, 0]])
+    with torch.inference_mode():
+        together = net(ids, mask, mask_rows=rows)
+        for j, (i, pos) in enumerate(rows.tolist()):
+            n = lengths[i]
+            alone = net(ids[i:i + 1, :n], mask[i:i + 1, :n], mask_rows=torch.tensor([[0, pos]]))
+            assert torch.equal(alone[0], together[j]), (i, pos)
