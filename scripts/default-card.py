@@ -17,8 +17,7 @@ USES = {
                   "weights only, no text. all-MiniLM-L6-v2 is Apache-2.0."),
     "ner": ("English named entities (PER, ORG, LOC, MISC) in news-like text.", "CoNLL-2003 train",
             "CoNLL-2003 is Reuters text for research use; only trained weights are shipped, never the data."),
-    "pretraining": ("`fill-mask` (guess a `[MASK]`ed word in everyday English) and `nsp` (does sentence B "
-                    "follow sentence A?).",
+    "pretraining": ("`fill-mask` (guess a `[MASK]`ed word in everyday English).",
                     "21 public-domain novels of `books/` (Sherlock Holmes and The Time Machine held out), the "
                     "CoNLL-2003 train articles, and the English sentences of SST-2, TREC, MRPC and RTE train",
                     "The books are public domain (Project Gutenberg); CoNLL-2003 is Reuters text for research "
