@@ -59,6 +59,8 @@ MAX_SANE_POSITIONS = 1 << 16
 SANE_SIZES = {"vocab_size": 1 << 22, "hidden_size": 1 << 16, "dim": 1 << 16, "embedding_size": 1 << 16,
               "num_hidden_layers": 1 << 10, "n_layers": 1 << 10, "num_attention_heads": 1 << 10,
               "n_heads": 1 << 10, "intermediate_size": 1 << 18, "hidden_dim": 1 << 18, "type_vocab_size": 1 << 16}
+#: size fields that may be 0 (the layer count: the weights' header is still checked against it).
+ZERO_OK = ("num_hidden_layers", "n_layers")
 #: model types whose position ids start at padding_idx + 1 (fairseq convention).
 OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xlm-roberta-xl"}
 
@@ -211,8 +213,9 @@ def check_folder(path: Path) -> dict:
                          f"(expected 1..{MAX_SANE_POSITIONS})", "the config is damaged or not a BERT-family config")
     for key, bound in SANE_SIZES.items():
         v = cfg.get(key)
-        if v is not None and (not _is_int(v) or v <= 0 or v > bound):
-            raise ModelError(f"{cfg_file}: {key}={v!r} is not a sane value (expected 1..{bound})",
+        low = 0 if key in ZERO_OK else 1  # an encoder of 0 layers (embeddings + head) is well-formed
+        if v is not None and (not _is_int(v) or v < low or v > bound):
+            raise ModelError(f"{cfg_file}: {key}={v!r} is not a sane value (expected {low}..{bound})",
                              "the config is damaged or not a BERT-family config")
     _check_model_type(cfg_file, cfg)
     is_adapter = (path / "adapter_config.json").is_file()
