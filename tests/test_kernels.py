@@ -172,10 +172,28 @@ def test_mask_rows_bit_identical_whatever_the_batch(dtype):
     net = _native(hf, "fill-mask", dtype)
     lengths = [40, 33, 33, 20, 9, 9, 9, 4]
     ids, mask = _batch("bert", lengths, seed=7)
-    rows = torch.tensor([[i, n // 2] for i, n in enumerate(lengths)] + [[0, 1], [1, 0]])
+    # a text's mask rows are fixed by the text; which texts share its batch is not
+    per_seq = [[n // 2] for n in lengths]
+    per_seq[0] += [1, 35]
+    per_seq[2] = [0, 30]
+    rows = torch.tensor([[i, p] for i, ps in enumerate(per_seq) for p in ps])
+    rows = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))]  # any order
     with torch.inference_mode():
         together = net(ids, mask, mask_rows=rows)
-        for j, (i, pos) in enumerate(rows.tolist()):
-            n = lengths[i]
-            alone = net(ids[i:i + 1, :n], mask[i:i + 1, :n], mask_rows=torch.tensor([[0, pos]]))
-            assert torch.equal(alone[0], together[j]), (i, pos)
+        for i, n in enumerate(lengths):
+            alone = net(ids[i:i + 1, :n], mask[i:i + 1, :n], mask_rows=torch.tensor([[0, p] for p in per_seq[i]]))
+            for p, got in zip(per_seq[i], alone):
+                j = [r.tolist() for r in rows].index([i, p])
+                assert torch.equal(got, together[j]), (i, p)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_classify_bit_identical_whatever_the_batch(dtype):
+    hf = _hf_model("roberta", "classify")
+    net = _native(hf, "classify", dtype)
+    lengths = [40, 33, 33, 20, 9, 9, 9, 4, 1]
+    ids, mask = _batch("roberta", lengths, seed=9)
+    with torch.inference_mode():
+        together = net(ids, mask)
+        for i, n in enumerate(lengths):
+            assert torch.equal(net(ids[i:i + 1, :n], mask[i:i + 1, :n])[0], together[i]), i
