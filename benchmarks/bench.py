@@ -7,6 +7,7 @@ the reference alternate, and the ratio is the median over --repeats alternating 
     python benchmarks/bench.py                       # all tasks, float32
     python benchmarks/bench.py --tasks classify --dtype bfloat16 --lines 2000
     python benchmarks/bench.py --cold                # + whole-process start-up timings
+    python benchmarks/bench.py --tasks none --rss     # only peak RSS streaming 2k vs 200k lines
 
 Inputs: real English lines from ../shared/data (sst2 sentences and sentences of the
 books), one [MASK] per line for fill-mask. Models: the shipped defaults when present,
@@ -108,19 +109,27 @@ def encoder_flops(lengths, cfg: dict, mlm_rows: int = 0) -> float:
     return f + mlm_rows * 2 * (H * H + H * V)
 
 
-def measure_peak() -> float:
-    """Best fp32 GEMM GFLOP/s torch reaches on this machine (a few shapes, best of 5)."""
+def measure_peak(clock=time.perf_counter) -> float:
+    """Best fp32 GEMM GFLOP/s torch reaches on this machine (a few shapes, best of 5), through
+    its default BLAS path (``a @ b``) or oneDNN with a pre-packed weight, whichever is faster."""
     import torch
+
+    from bertcli import native
 
     best = 0.0
     with torch.inference_mode():
         for m, k, n in [(2048, 2048, 2048), (4096, 384, 1536), (4096, 1536, 384)]:
             a, b = torch.randn(m, k), torch.randn(k, n)
-            a @ b
-            for _ in range(5):
-                t = time.perf_counter()
-                a @ b
-                best = max(best, 2 * m * k * n / (time.perf_counter() - t) / 1e9)
+            calls = [lambda: a @ b]
+            if native.onednn_available(torch.float32):
+                w = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous(), m)
+                calls.append(lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], ""))
+            for call in calls:
+                call()
+                for _ in range(5):
+                    t = clock()
+                    call()
+                    best = max(best, 2 * m * k * n / (clock() - t) / 1e9)
     return best
 
 
@@ -175,9 +184,10 @@ def child(args) -> None:
             run = call
     t_load = time.perf_counter() - t_load
     run_lines = lines if args.task != "nsp" else lines[0::2]
-    t = time.perf_counter()
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    t = clock()
     res = run()
-    dt = time.perf_counter() - t
+    dt = clock() - t
     # token counts from the model's own tokenizer (what the encoder actually processed)
     from tokenizers import Tokenizer
     tk = Tokenizer.from_file(str(model / "tokenizer.json"))
@@ -215,6 +225,8 @@ def spawn(impl, task, model, lines_file, a, dtype="float32", save=None) -> dict:
            "--batch-size", str(a.batch_size), "--max-tokens", str(a.max_tokens)]
     if save:
         cmd += ["--save-results", str(save)]
+    if a.cpu_time:
+        cmd += ["--cpu-time"]
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
@@ -240,6 +252,32 @@ def cold_start(model_dir: Path, n: int = 5) -> dict:
     }
 
 
+def rss_stream(model_dir: Path, tmp: Path, sizes=(2000, 200000)) -> dict:
+    """Peak RSS (MB) of whole ``bertcli classify`` processes streaming ``sizes`` lines.
+
+    The input cycles 2,000 real lines; output goes to /dev/null. Each run is a fresh
+    process and its own peak comes from ``os.wait4`` (ru_maxrss of that child only).
+    """
+    base = real_lines(2000)
+    out = {}
+    for n in sizes:
+        f = tmp / f"rss-{n}.txt"
+        with f.open("w", encoding="utf-8") as fh:
+            for i in range(n):
+                fh.write(base[i % len(base)] + "\n")
+        cmd = [sys.executable, "-m", "bertcli", "classify", "-m", str(model_dir), "-i", str(f), "-f", "jsonl", "-q"]
+        t = time.perf_counter()
+        with open(os.devnull, "wb") as null:
+            p = subprocess.Popen(cmd, stdout=null, stderr=subprocess.PIPE)
+            _, status, ru = os.wait4(p.pid, 0)
+        err = p.stderr.read().decode(errors="replace")
+        p.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"bertcli classify failed on {n} lines:\n{err[-2000:]}")
+        out[n] = (ru.ru_maxrss / 1024, time.perf_counter() - t)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default=",".join(TASKS))
@@ -247,10 +285,17 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time the runs (and the peak) in process CPU time, not wall time: with --threads 1 "
+                         "on a busy machine this measures the work, not the share of the CPU a run got")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-tokens", type=int, default=4096)
     ap.add_argument("--models", help="folder with one model per task (fill-mask/ classify/ ner/ nsp/)")
     ap.add_argument("--cold", action="store_true", help="also time whole-process start-up")
+    ap.add_argument("--rss", action="store_true",
+                    help="also compare peak RSS of `bertcli classify` streaming 2k vs --rss-lines lines "
+                         "(200k lines take ~15-20 min on 2 cores)")
+    ap.add_argument("--rss-lines", type=int, default=200000)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--impl", help=argparse.SUPPRESS)
     ap.add_argument("--task", help=argparse.SUPPRESS)
@@ -266,12 +311,13 @@ def main():
     lines = real_lines(a.lines)
     import torch
     torch.set_num_threads(a.threads)
-    peak = measure_peak()
+    peak = measure_peak(time.process_time if a.cpu_time else time.perf_counter)
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, threads {a.threads}, "
-          f"fp32 GEMM peak {peak:.0f} GFLOP/s; {len(lines)} lines, dtype {a.dtype}")
+          f"fp32 GEMM peak {peak:.0f} GFLOP/s; {len(lines)} lines, dtype {a.dtype}"
+          + ("; CPU time" if a.cpu_time else ""))
     print(f"{'task':10} {'impl':9} {'lines/s':>9} {'tokens/s':>9} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7}")
     summary = {}
-    for task in a.tasks.split(","):
+    for task in [t for t in a.tasks.split(",") if t and t != "none"]:
         data = masked(lines) if task == "fill-mask" else lines
         lf = tmp / f"{task}.json"
         lf.write_text(json.dumps(data))
@@ -289,7 +335,8 @@ def main():
         ratios = [b["seconds"] and r["seconds"] / b["seconds"] for b, r in zip(rows["bertcli"], rows["reference"])]
         summary[task] = statistics.median(ratios)
         ref = "batch-1 model loop" if task == "nsp" else "pipeline"
-        print(f"{task:10} ratio bertcli/{ref}: {summary[task]:.2f}x (median of {a.repeats} alternating runs)")
+        dt = "" if a.dtype == "float32" else f" ({a.dtype} vs the float32 {ref})"
+        print(f"{task:10} ratio bertcli/{ref}: {summary[task]:.2f}x (median of {a.repeats} alternating runs){dt}")
         if a.dtype != "float32":
             f32, low = tmp / "f32.json", tmp / "low.json"
             spawn("bertcli", task, models[task], lf, a, "float32", f32)
@@ -300,6 +347,11 @@ def main():
     if a.cold:
         for k, v in cold_start(models["classify"]).items():
             print(f"cold start  {k:28} {1000 * v:7.0f} ms (median of 5)")
+    if a.rss:
+        res = rss_stream(models["classify"], tmp, (2000, a.rss_lines))
+        (small, ts), (big, tb) = res[2000], res[a.rss_lines]
+        print(f"peak RSS    bertcli classify, 2000 lines {small:7.0f} MB ({ts:.0f} s); {a.rss_lines} lines "
+              f"{big:7.0f} MB ({tb:.0f} s); ratio {big / small:.3f} (target <= 1.10)")
 
 
 if __name__ == "__main__":
