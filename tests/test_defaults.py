@@ -221,3 +221,20 @@ def test_nsp_default_is_withheld_with_the_reason(monkeypatch):
     assert res.stderr == ("Error: no default model for 'nsp': the shipped pre-training default's next-sentence "
                           "head stayed at chance on held-out books, so it is not used; "
                           "pass --model DIR (or set BERTCLI_MODEL)\n")
+
+
+def test_ner_default_groups_whole_words(monkeypatch):
+    """The shipped tagger was trained on first pieces only, so its config asks for "first"
+    aggregation; "simple" would split words at untrained continuation pieces."""
+    monkeypatch.delenv("BERTCLI_MODEL", raising=False)
+    text = "Takuya Takagi scored the winner and Hiroshige Yanagimoto was injured ."
+    res = CliRunner().invoke(cli, ["ner", text, "-f", "jsonl"])
+    assert res.exit_code == 0, res.output
+    assert [(e["entity_group"], e["word"]) for e in json.loads(res.stdout)["entities"]] == [
+        ("PER", "Takuya Takagi"), ("PER", "Hiroshige Yanagimoto")]
+    lm = load_model(None, "ner", default="ner")
+    from bertcli.tasks.ner import default_aggregation
+
+    assert default_aggregation(lm) == "first"
+    res = CliRunner().invoke(cli, ["ner", text, "-f", "jsonl", "-a", "simple"])  # the option still wins
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["entities"]) >= 2

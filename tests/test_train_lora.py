@@ -122,6 +122,9 @@ def test_lora_ner_adapter(encoder_dir, tmp_path):
     with torch.no_grad():
         before = res.model(**enc).logits.numpy()
     assert_same_logits(loaded_logits(out, "ner", enc), before)
+    # first pieces only were trained: the folder asks `bertcli ner` for "first" aggregation
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["task_specific_params"] == {"ner": {"aggregation_strategy": "first"}}
 
 
 def test_option_conflicts(encoder_dir, sentiment, tmp_path):

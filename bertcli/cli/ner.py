@@ -21,9 +21,11 @@ def _rows(rec: dict) -> list[list[str]]:
 
 @click.command("ner")
 @click.argument("texts", nargs=-1)
-@click.option("-a", "--aggregation", "aggregation", default="simple", show_default=True,
+@click.option("-a", "--aggregation", "aggregation", default=None,
               type=click.Choice(["none", "simple", "first", "average", "max"]),
-              help="Aggregation strategy, as in the transformers token-classification pipeline.")
+              help="Aggregation strategy, as in the transformers token-classification pipeline. "
+                   "Default: the model's own (config task_specific_params; 'first' for models "
+                   "trained by 'bertcli train ner'), else simple.")
 @click.option("--stride", type=click.IntRange(min=0), default=None,
               help="Tokens shared by consecutive windows of a long text (default: a quarter of the maximum).")
 @model_options
@@ -49,5 +51,6 @@ def ner_cmd(texts, aggregation, stride, **params):
     from ..tasks import ner as task
 
     run_inference(task="ner", texts=texts, params=params,
-                  stream=lambda lm, recs, opts: task.stream(lm, recs, aggregation, stride, opts),
+                  stream=lambda lm, recs, opts: task.stream(lm, recs, aggregation or task.default_aggregation(lm),
+                                                            stride, opts),
                   columns=["text", "entity", "word", "span", "score"], rows_of=_rows)

@@ -421,6 +421,16 @@ def check_aggregation(aggregation: str) -> str:
     return agg
 
 
+def default_aggregation(lm) -> str:
+    """The model's own aggregation strategy: ``config.task_specific_params["ner"]
+    ["aggregation_strategy"]`` (``bertcli train ner`` writes ``first`` when only the first
+    WordPiece of a word was trained), else ``simple`` (the transformers pipeline's usual choice)."""
+    cfg = lm.config
+    tsp = cfg.get("task_specific_params") if isinstance(cfg, dict) else getattr(cfg, "task_specific_params", None)
+    agg = ((tsp or {}).get("ner") or {}).get("aggregation_strategy")
+    return agg if agg in ("none", "simple", "first", "average", "max") else "simple"
+
+
 def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = None,
         ignore_labels: Iterable[str] | None = ("O",), opts: StreamOptions | None = None) -> list[dict]:
     """Find entities in texts.

@@ -252,6 +252,9 @@ def train_ner(model: str | Path | None, train: str | Path, output: str | Path, e
     net = _load_net("AutoModelForTokenClassification", base, num_labels=len(tag_list),
                     id2label=dict(enumerate(tag_list)), label2id=l2i, ignore_mismatched_sizes=True)
     _fresh_head_if_relabelled(base, net, tag_list, "classifier")
+    # Only first pieces carry a trained tag unless label_all_tokens: `bertcli ner` then groups
+    # by word ("first") by default, read from this standard config field.
+    net.config.task_specific_params = {"ner": {"aggregation_strategy": "simple" if label_all_tokens else "first"}}
     info = {"train": f"{tr.source} ({len(train_f)} sentences, {tr.data_format}, {tr.source_scheme}"
                      f"{' -> ' + tr.scheme if tr.scheme != tr.source_scheme else ''})",
             "eval": f"{ev.source} ({len(eval_f)} sentences)" if ev else "none",
