@@ -86,3 +86,20 @@ def test_train_refuses_non_empty_output_and_bad_data(trained, encoder_dir, data,
     res = r.invoke(cli, ["train", "classify", "-m", str(encoder_dir), "--train", str(data / "train.jsonl"),
                          "-o", str(tmp_path / "o2"), "--merge"])
     assert res.exit_code == 2 and "--merge needs --lora" in res.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (["mlm", "--mlm-probability", "1.5"], "--mlm-probability"),
+    (["mlm", "--mlm-probability", "0"], "--mlm-probability"),
+    (["classify", "--lora", "4", "--lora-alpha", "-1"], "--lora-alpha"),
+    (["classify", "--lora", "4", "--lora-dropout", "2"], "--lora-dropout"),
+])
+def test_out_of_range_training_options_are_usage_errors(args, option, tmp_path):
+    from click.testing import CliRunner
+
+    from bertcli.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["train", args[0], "--train", str(tmp_path / "x"), "-o", str(tmp_path / "o"), *args[1:]])
+    assert res.exit_code == 2
+    assert f"Invalid value for '{option}'" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o").exists()

@@ -19,7 +19,7 @@ def model_options(f):
     return _stack(
         click.option("-m", "--model", "model", metavar="DIR", envvar="BERTCLI_MODEL", show_envvar=True,
                      help="Local model folder (config.json, *.safetensors, tokenizer). Default: the shipped default "
-                          "model of the command, where there is one (sentiment)."),
+                          "model of the command, where there is one (sentiment, ner, fill-mask)."),
         click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
                      help="Where to run; auto picks CUDA, then MPS, then CPU."),
         click.option("--dtype", default="auto", show_default=True,

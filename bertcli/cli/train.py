@@ -48,8 +48,9 @@ def train_options(f):
                      help="Do not batch examples of similar length."),
         click.option("--freeze-encoder", is_flag=True, help="Train only the head."),
         click.option("--lora", type=click.IntRange(min=1), metavar="R", help="Train LoRA adapters of rank R."),
-        click.option("--lora-alpha", type=float, help="LoRA alpha (default 2*R)."),
-        click.option("--lora-dropout", type=float, default=0.1, show_default=True),
+        click.option("--lora-alpha", type=click.FloatRange(min=0, min_open=True), help="LoRA alpha (default 2*R)."),
+        click.option("--lora-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+                     help="Dropout on the LoRA inputs."),
         click.option("--lora-targets", type=click.Choice(["attention", "all-linear"]), default="attention",
                      show_default=True, help="Layers that get LoRA adapters."),
         click.option("--merge", is_flag=True, help="With --lora: write plain merged weights."),
@@ -282,7 +283,8 @@ def train_ner_cmd(**params):
 @train_group.command("mlm")
 @train_options
 @click.option("--nsp", is_flag=True, help="Also train next-sentence prediction (BERT pre-training).")
-@click.option("--mlm-probability", type=float, default=0.15, show_default=True)
+@click.option("--mlm-probability", type=click.FloatRange(0, 1, min_open=True), default=0.15, show_default=True,
+              help="Share of tokens to mask and predict (BERT: 0.15).")
 @click.option("--documents", type=click.Choice(["auto", "file", "blank-line"]), default="auto", show_default=True,
               help="How text splits into documents.")
 @click.option("--no-gutenberg", "gutenberg", is_flag=True, flag_value=False, default=True,
