@@ -140,7 +140,10 @@ def child(args) -> None:
 
     import torch
 
-    torch.set_num_threads(args.threads)
+    if args.threads != torch.get_num_threads():
+        # only when it changes something: an explicit set_num_threads(2) slows torch 2.13's
+        # fp32 flash attention by ~50% (benchmarks/attention.py), and the CLI never calls it
+        torch.set_num_threads(args.threads)
     lines = json.loads(Path(args.lines_file).read_text())
     model = Path(args.model)
     cfg = json.loads((model / "config.json").read_text())
@@ -310,7 +313,8 @@ def main():
     models = ({t: Path(a.models) / t for t in TASKS} if a.models else build_models(tmp / "models"))
     lines = real_lines(a.lines)
     import torch
-    torch.set_num_threads(a.threads)
+    if a.threads != torch.get_num_threads():
+        torch.set_num_threads(a.threads)
     peak = measure_peak(time.process_time if a.cpu_time else time.perf_counter)
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, threads {a.threads}, "
           f"fp32 GEMM peak {peak:.0f} GFLOP/s; {len(lines)} lines, dtype {a.dtype}"
