@@ -103,3 +103,25 @@ def test_out_of_range_training_options_are_usage_errors(args, option, tmp_path):
     assert res.exit_code == 2
     assert f"Invalid value for '{option}'" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_json_is_rounded_and_folder_errors_are_the_loaders(trained, data, tmp_path):
+    out, _ = trained
+    r = CliRunner()
+    full = json.loads(r.invoke(cli, ["evaluate", "-m", str(out), "--data", str(data / "dev.tsv"), "-f", "json",
+                                     "--precision", "12"]).stdout)
+    short = json.loads(r.invoke(cli, ["evaluate", "-m", str(out), "--data", str(data / "dev.tsv"), "-f", "json",
+                                      "--precision", "3"]).stdout)
+    assert short["loss"] == round(full["loss"], 3) and short["accuracy"] == round(full["accuracy"], 3)
+    for k, m in full["per_label"].items():
+        assert short["per_label"][k]["f1"] == round(m["f1"], 3)
+    # A missing or pickle-only folder gets the same one-line error as every other command.
+    res = r.invoke(cli, ["evaluate", "-m", str(tmp_path / "nope"), "--data", str(data / "dev.tsv")])
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"Error: model folder '{tmp_path / 'nope'}' does not exist")
+    pick = tmp_path / "pickled"
+    pick.mkdir()
+    (pick / "config.json").write_text((out / "config.json").read_text())
+    (pick / "pytorch_model.bin").write_bytes(b"not opened")
+    res = r.invoke(cli, ["evaluate", "-m", str(pick), "--data", str(data / "dev.tsv")])
+    assert res.exit_code == 1 and "pickle" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -432,3 +432,19 @@ def test_jsonl_writer_rounding_nan_inf_and_unicode():
 def test_round_floats_keeps_non_floats():
     obj = {"b": False, "i": 10**20, "s": "nan", "n": None, "f": math.pi}
     assert writers.round_floats(obj, 2) == {"b": False, "i": 10**20, "s": "nan", "n": None, "f": 3.14}
+
+
+@pytest.mark.parametrize("name", ["<stdin>", "reviews.txt"])
+def test_a_field_name_on_plain_text_is_a_usage_error(name):
+    # `cat reviews.csv | bertcli sentiment --field review` would otherwise classify the
+    # header and every whole row as text.
+    from bertcli.errors import UsageError
+
+    data = b"review,stars\ngreat movie,5\n"
+    with pytest.raises(UsageError, match=r"field 'review' needs JSONL, CSV or TSV input, but .* reads as plain text"):
+        read(data, field="review", name=name)
+    with pytest.raises(UsageError, match=r"field 'second'"):
+        read(b"a\tb\n", field_b="second", pairs=True, name=name)
+    assert [r.text for r in read(data, name=name)] == ["review,stars", "great movie,5"]  # default field: plain lines
+    assert [r.text for r in read(data, "csv", field="review", name=name)] == ["great movie"]
+    assert [r.text_pair for r in read(b"a\tb\n", pairs=True, name=name)] == ["b"]

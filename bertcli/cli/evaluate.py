@@ -12,21 +12,24 @@ import click
 @click.option("-m", "--model", "model", required=True, metavar="DIR", help="Model folder to evaluate.")
 @click.option("--data", required=True, metavar="PATH", help="Labelled data (same formats as train).")
 @click.option("--task", type=click.Choice(["classify", "ner", "mlm"]), help="Default: from the model's config.")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "float32", "float16", "bfloat16"]))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+              help="Compute precision; auto = float32. float16 is GPU-only.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=8), help="Tokens per example (default: the model's limit).")
 @click.option("--seed", type=int, default=0, show_default=True, help="MLM masks and NSP pairs.")
-@click.option("--text-field")
-@click.option("--text-pair-field")
-@click.option("--label-field")
+@click.option("--text-field", metavar="NAME", help="Text column/field (default: guessed from the header).")
+@click.option("--text-pair-field", metavar="NAME", help="Second text of a sentence pair (classify).")
+@click.option("--label-field", metavar="NAME", help="Label column/field (default: guessed from the header).")
 @click.option("--label-map", metavar="OLD=NEW,...", help="Rename data labels as read (classify).")
 @click.option("--data-format", help="auto, jsonl, csv, tsv, label-text (classify); conll, jsonl (ner).")
 @click.option("--tag-column", type=int, help="CoNLL tag column (NER).")
-@click.option("--encoding", default="auto", show_default=True)
+@click.option("--encoding", default="auto", show_default=True, help="Data encoding; auto = UTF-8 (BOM ok).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default=None,
               help="Default: table on a terminal, else one JSON object.")
-def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed, fmt, **read_kw):
+@click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
+              help="Decimal places of metrics in JSON output.")
+def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed, fmt, precision, **read_kw):
     """Evaluate a model: accuracy/macro-F1 with per-label P/R/F1 and a confusion matrix
     (classify), entity-level P/R/F1 per type (ner, conlleval semantics), or MLM loss,
     perplexity and top-1/top-5 accuracy (mlm).
@@ -48,7 +51,9 @@ def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed,
     for w in res.get("warnings", []) or []:
         click.echo(f"Warning: {w}", err=True)
     if fmt == "json":
-        click.echo(json.dumps(res, ensure_ascii=False))
+        from ..io.writers import round_floats
+
+        click.echo(json.dumps(round_floats(res, precision), ensure_ascii=False))
         return
     _tables(res)
 

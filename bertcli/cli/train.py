@@ -23,8 +23,9 @@ def train_options(f):
         click.option("--max-steps", type=int, default=-1, help="Optimizer steps; overrides --epochs when > 0."),
         click.option("--lr", "--learning-rate", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=5e-5,
                      show_default=True, help="Peak learning rate (LoRA and short runs want ~10x more)."),
-        click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--eval-batch-size", type=click.IntRange(min=1)),
+        click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Examples per micro-batch (per device)."),
+        click.option("--eval-batch-size", type=click.IntRange(min=1), help="Examples per evaluation batch (default: --batch-size)."),
         click.option("--grad-accum", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Micro-batches per optimizer step."),
         click.option("--warmup", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -34,12 +35,14 @@ def train_options(f):
         click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True,
                      help="Tokens per example."),
         click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same metrics."),
-        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps"),
+        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+                     help="Where to train; auto: CUDA, then MPS, then CPU."),
         click.option("--dtype", default="auto", show_default=True,
                      type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
                      help="Mixed precision (autocast); weights stay float32."),
         click.option("--eval-steps", type=click.IntRange(min=1), help="Evaluate every N steps (default: each epoch)."),
-        click.option("--logging-steps", type=click.IntRange(min=1), default=50, show_default=True),
+        click.option("--logging-steps", type=click.IntRange(min=1), default=50, show_default=True,
+                     help="Report the training loss every N steps."),
         click.option("--patience", type=click.IntRange(min=1), help="Early stopping after N evaluations without gain."),
         click.option("--metric", help="Model-selection metric: accuracy, macro_f1, loss (classify; multi-label: "
                                       "micro_f1, subset_accuracy), f1, precision, recall (ner), mlm_loss, "
@@ -252,12 +255,14 @@ def train_classify_cmd(**params):
 
 @train_group.command("ner")
 @train_options
-@click.option("--data-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True)
+@click.option("--data-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True,
+              help="conll: token and tag columns, blank line between sentences; jsonl: tokens/tags lists.")
 @click.option("--token-column", type=int, default=0, show_default=True, help="CoNLL token column (0-based).")
 @click.option("--tag-column", type=int, default=-1, show_default=True, help="CoNLL tag column (-1: last).")
 @click.option("--tokens-field", default="tokens", show_default=True, help="JSONL tokens key.")
 @click.option("--tags-field", help="JSONL tags key (default: tags, ner_tags, labels).")
-@click.option("--scheme", type=click.Choice(["auto", "IOB1", "IOB2", "BIOES"]), default="auto", show_default=True)
+@click.option("--scheme", type=click.Choice(["auto", "IOB1", "IOB2", "BIOES"]), default="auto", show_default=True,
+              help="Tagging scheme of the data (auto: detected; IOB1 is converted to IOB2).")
 @click.option("--on-invalid", type=click.Choice(["fix", "error"]), default="fix", show_default=True,
               help="Invalid tag sequences: repair and report, or stop.")
 @click.option("--label-all-tokens", is_flag=True, help="Continuation WordPieces get the word's I- tag.")

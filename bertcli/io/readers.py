@@ -165,7 +165,8 @@ def read_records(stream: BinaryIO, fmt: str = "auto", field: str = "text", field
         :class:`Record`, one per line/row, in order; bad ones have ``error`` set.
 
     Raises:
-        UsageError: an unknown format.
+        UsageError: an unknown format; a ``field``/``field_b`` other than the default
+            when ``auto`` finds plain text (the input is probably CSV/TSV on stdin).
         InputError: a CSV/TSV header without the field.
     """
     if fmt not in FORMATS:
@@ -189,6 +190,12 @@ def read_records(stream: BinaryIO, fmt: str = "auto", field: str = "text", field
                     break
             fmt = "json" if head and head[-1][1].lstrip().startswith(b"[") else "jsonl"
             lines = _chain(head, lines)
+        named = [f for f, default in ((field, "text"), (field_b, "text_pair")) if f not in (None, default)]
+        if fmt == "text" and named:
+            # A field name means structured input; reading it as plain lines would
+            # classify a CSV header and whole rows without a word of warning.
+            raise UsageError(f"field '{named[0]}' needs JSONL, CSV or TSV input, but {name or 'the input'} "
+                             "reads as plain text", "pass --input-format csv, tsv or jsonl")
     if fmt == "text":
         yield from _read_text(lines, pairs)
     elif fmt == "jsonl":

@@ -26,13 +26,12 @@ def model_task(model_dir: str | Path) -> str:
     """The training task of a model folder from its config: ``classify``, ``ner`` or ``mlm``.
 
     Raises:
-        ModelError: no config.json, or an architecture without one of these heads.
+        ModelError: the folder fails :func:`bertcli.loading.check_folder` (missing, no
+            config.json, pickle-only weights, ...), or an architecture without one of these heads.
     """
-    p = Path(model_dir) / "config.json"
-    try:
-        cfg = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read '{p}': {e}") from None
+    from ..loading import check_folder
+
+    cfg = check_folder(Path(model_dir))
     archs = cfg.get("architectures") or []
     for a in archs:
         if a.endswith("ForSequenceClassification"):
@@ -42,7 +41,7 @@ def model_task(model_dir: str | Path) -> str:
         if a.endswith(("ForPreTraining", "ForMaskedLM")):
             return "mlm"
     raise ModelError(f"'{model_dir}' ({', '.join(archs) or 'no architecture'}) has no classification, token "
-                     "classification or masked-LM head to evaluate", "pass task=... or train a head first")
+                     "classification or masked-LM head to evaluate", "choose one with --task (task= in Python) or train a head first")
 
 
 def _batches(features: list[dict], batch_size: int):
