@@ -187,7 +187,7 @@ def test_argument_that_is_not_utf8_is_a_bad_record(cls_dir):
     assert res.exit_code == 0
     assert res.stdout == alone("classify", cls_dir, {"text": "fine [MASK]"}) + \
         alone("classify", cls_dir, {"text": "also fine"})
-    assert res.stderr == ('{"error": "invalid UTF-8 in the text", "line": null, "source": "arguments"}\n'
+    assert res.stderr == ('{"error": "invalid UTF-8 in the text", "text": 2, "source": "arguments"}\n'
                           + SKIPPED.format(1) + "\n")
 
 
@@ -246,7 +246,7 @@ def test_exit_statuses_of_real_processes(corpus, cls_dir, pretraining_dir):
     assert p.returncode == 0
     assert p.stdout.decode() == alone("classify", cls_dir, {"text": "ok [MASK]"})
     assert p.stderr.decode().splitlines() == [
-        '{"error": "invalid UTF-8 in the text", "line": null, "source": "arguments"}', SKIPPED.format(1)]
+        '{"error": "invalid UTF-8 in the text", "text": 2, "source": "arguments"}', SKIPPED.format(1)]
     # a usage error: exit 2, nothing on stdout
     p = _bertcli("nsp", "-m", str(pretraining_dir), "A", "B", "C")
     assert p.returncode == 2 and p.stdout == b""

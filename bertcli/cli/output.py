@@ -6,6 +6,7 @@ Contract (see README "stdout, stderr and exit codes"):
 * ``--on-error fail``: at the first bad record every earlier result is already written;
   then ``Error: <source>, line N: <why>`` and exit 1.
 * ``--on-error skip``: a JSON error record ``{"error", "line", "source"}`` goes to stderr
+  (``{"error", "text", "source"}`` for a text given as an argument: its 1-based position)
   and the run goes on; exit 0, with a count of skipped records at the end. A *fatal*
   bad record (nothing after it can be read: an unclosed CSV quote, a broken JSON array)
   stops the run as with ``fail``, so that no record is lost silently.
@@ -155,8 +156,10 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
                         where = source if rec.line is not None else f"{source}, text {rec.index + 1}"
                         raise InputError(rec.error, line=rec.line, source=where)
                     skipped += 1
-                    click.echo(json.dumps({"error": rec.error, "line": rec.line, "source": source},
-                                          ensure_ascii=False), err=True)
+                    report = {"error": rec.error, "line": rec.line, "source": source}
+                    if rec.line is None:  # an argument: its 1-based position among the texts
+                        report = {"error": rec.error, "text": rec.index + 1, "source": source}
+                    click.echo(json.dumps(report, ensure_ascii=False), err=True)
                     continue
                 if transform is not None:
                     res = transform(rec, res)
