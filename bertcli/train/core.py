@@ -767,19 +767,14 @@ def _save(job: _Job, net, opts: TrainOptions, result: TrainResult, dev, dt, worl
         inner.config.save_pretrained(str(out))
         acfg_path = out / "adapter_config.json"
         acfg = json.loads(acfg_path.read_text(encoding="utf-8"))
-        base = job.base.resolve()
-        try:
-            packaged = defaults.default_encoder_dir().resolve()
-        except BertcliError:
-            packaged = None
         # The packaged encoder is named by its alias so the adapter works on any machine
         # that has the package; any other base is recorded as an absolute path.
-        acfg["base_model_name_or_path"] = defaults.ENCODER_PACKAGE if base == packaged else str(base)
+        acfg["base_model_name_or_path"] = _base_name(job.base, absolute=True)
         _atomic_json(acfg_path, acfg)
     else:
         net.save_pretrained(str(out), safe_serialization=True)
     job.tokenizer.save_pretrained(str(out))
-    args = {"task": job.task, "base_model": str(job.base), "options": asdict(opts), "data": job.data_info,
+    args = {"task": job.task, "base_model": _base_name(job.base), "options": asdict(opts), "data": job.data_info,
             "device": str(dev), "dtype": str(dt).replace("torch.", ""), "world_size": world,
             "labels": job.labels, "adapter": bool(is_peft)}
     _atomic_json(out / "training_args.json", args)
@@ -789,6 +784,21 @@ def _save(job: _Job, net, opts: TrainOptions, result: TrainResult, dev, dt, worl
                                         "global_step": result.global_step, "stopped_early": result.stopped_early})
     (out / "README.md").write_text(_model_card(job, opts, result, is_peft), encoding="utf-8")
     _umask_modes(out)
+
+
+def _base_name(base: Path, absolute: bool = False) -> str:
+    """How a written folder names its base model: the installed default encoder by its
+    package name (the folder is then portable, and no builder's site-packages path leaks
+    into cards), any other base as given (``absolute``: resolved)."""
+    from .. import defaults
+
+    try:
+        packaged = defaults.default_encoder_dir().resolve()
+    except BertcliError:
+        packaged = None
+    if base.resolve() == packaged:
+        return defaults.ENCODER_PACKAGE
+    return str(base.resolve()) if absolute else str(base)
 
 
 def _umask_modes(out: Path) -> None:
@@ -810,7 +820,7 @@ def _fmt(v) -> str:
 def _model_card(job: _Job, opts: TrainOptions, result: TrainResult, is_peft: bool) -> str:
     lines = [f"# {job.output.name}", "",
              f"A `{job.task}` model trained with bertcli (transformers `Trainer`).", "",
-             "## Base model", "", f"- `{job.base}`" + (" (LoRA adapter; the base is loaded first)" if is_peft else ""),
+             "## Base model", "", f"- `{_base_name(job.base)}`" + (" (LoRA adapter; the base is loaded first)" if is_peft else ""),
              "", "## Data", ""]
     for k, v in job.data_info.items():
         lines.append(f"- {k}: {v}")
