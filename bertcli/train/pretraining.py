@@ -9,13 +9,6 @@
   a random *other* document (label 1 = "random", 0 = "B follows A", the order of
   ``BertForPreTraining``'s ``next_sentence_label``); the unused tail goes back to the
   pool. Pairs longer than the budget are cut from the longer side.
-
-  The random B's document is drawn in proportion to its length in tokens, so B is "a
-  random sentence from the corpus" (paper, section 3.1). Google's script draws the
-  document uniformly, which is the same thing on Wikipedia-sized documents of one genre
-  but not on a mixed corpus: with a few long books among thousands of short articles,
-  nearly every random B of a book came from another genre, and a head trained that way
-  learned "same genre?" and scored chance (0.48) on pairs from two held-out novels.
 * :func:`mask_tokens` picks 15% of the non-special positions; of those 80% become
   ``[MASK]``, 10% a random token, 10% stay unchanged; the label of every other position
   is -100 (ignored by the loss).
@@ -23,8 +16,6 @@
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import random
 
 from .data import Document
@@ -61,8 +52,6 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
         tok_docs.append([s for s in ids if s])
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     budget = max_length - (3 if nsp else 2)
-    # Cumulative token counts: a random token of the corpus picks the random B's document.
-    cum = list(itertools.accumulate(sum(len(s) for s in d) for d in tok_docs))
     out: list[dict] = []
     if not nsp:
         for doc in tok_docs:
@@ -82,7 +71,7 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
             # away from 50/50 when sentences are long relative to the target.
             if i == len(doc) - 1 or (length >= target and len(chunk) >= 2):
                 if chunk:
-                    i = _nsp_pair(chunk, tok_docs, cum, di, i, budget, target, rng, out, cls_id, sep_id)
+                    i = _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id)
                 chunk, length = [], 0
                 target = budget if rng.random() >= short_seq_prob else rng.randint(2, budget)
             i += 1
@@ -115,7 +104,7 @@ def _pack_mlm(doc, budget, out, cls_id, sep_id) -> None:
     emit()
 
 
-def _nsp_pair(chunk, tok_docs, cum, di, i, budget, target, rng, out, cls_id, sep_id) -> int:
+def _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id) -> int:
     a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
     a = [t for s in chunk[:a_end] for t in s]
     if len(chunk) == 1 or rng.random() < 0.5:
@@ -123,11 +112,9 @@ def _nsp_pair(chunk, tok_docs, cum, di, i, budget, target, rng, out, cls_id, sep
         b_target = max(1, target - len(a))
         other = di
         for _ in range(10):  # BERT's loop: a random document other than this one
-            other = bisect.bisect_right(cum, rng.randrange(cum[-1]))
+            other = rng.randrange(len(tok_docs))
             if other != di and tok_docs[other]:
                 break
-        else:  # this document is nearly the whole corpus: any other one
-            other = rng.choice([j for j, d in enumerate(tok_docs) if j != di and d] or [di])
         odoc = tok_docs[other]
         start = rng.randrange(len(odoc))
         b = []
