@@ -86,7 +86,7 @@ def cli():
     \b
     Examples:
       bertcli sentiment "I loved it"
-      bertcli fill-mask "The capital of France is [MASK]."
+      bertcli fill-mask "She opened the [MASK] and walked into the room."
       cat news.txt | bertcli ner --format jsonl | jq '.entities'
     """
 
