@@ -257,8 +257,9 @@ _bertcli() {
                 --tag-column) return ;;
                 --encoding) return ;;
                 -f|--format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+                --precision) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --data --task --device --dtype -b --batch-size --max-length --seed --text-field --text-pair-field --label-field --label-map --data-format --tag-column --encoding -f --format --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --data --task --device --dtype -b --batch-size --max-length --seed --text-field --text-pair-field --label-field --label-map --data-format --tag-column --encoding -f --format --precision --help" -- "$cur")) ;;
     esac
 }
 complete -o default -F _bertcli bertcli
