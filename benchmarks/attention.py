@@ -38,18 +38,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
-
-
-def groups_of(lengths):
-    g, start, i = [], 0, 0
-    while i < len(lengths):
-        j = i
-        while j < len(lengths) and lengths[j] == lengths[i]:
-            j += 1
-        g.append((start, j - i, lengths[i]))
-        start += (j - i) * lengths[i]
-        i = j
-    return g
+from bertcli.native import length_groups  # noqa: E402
 
 
 def main():
@@ -76,7 +65,7 @@ def main():
     data = []
     for i in range(0, len(lens), 64):
         b = lens[i:i + 64]
-        data.append((torch.randn(sum(b), 3 * H, generator=g).to(dt), groups_of(b)))
+        data.append((torch.randn(sum(b), 3 * H, generator=g).to(dt), length_groups(b)))
 
     def run(att):
         def f(qkv, groups):

@@ -148,6 +148,21 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
     return out if add is None else add + out
 
 
+def length_groups(lengths: list[int]) -> list[tuple[int, int, int]]:
+    """Runs of equal lengths in packed tokens: ``(start_token, n_sequences, length)`` per run,
+    so attention runs once per run on a ``(n_sequences, length)`` block (length-sorted
+    batches make the runs long)."""
+    groups, start, i = [], 0, 0
+    while i < len(lengths):
+        j = i
+        while j < len(lengths) and lengths[j] == lengths[i]:
+            j += 1
+        groups.append((start, j - i, lengths[i]))
+        start += (j - i) * lengths[i]
+        i = j
+    return groups
+
+
 class Layer(nn.Module):
     """One post-LN Transformer encoder layer with fused QKV projection, on packed tokens."""
 
@@ -336,14 +351,7 @@ class NativeEncoder(nn.Module):
         lengths = keep.sum(1).tolist()
         x = self.word(input_ids[keep]) + self.pos(self.positions(input_ids)[keep]) + self.types(token_type_ids[keep])
         x = self.emb_ln(x)
-        groups, start, i = [], 0, 0
-        while i < len(lengths):
-            j = i
-            while j < len(lengths) and lengths[j] == lengths[i]:
-                j += 1
-            groups.append((start, j - i, lengths[i]))
-            start += (j - i) * lengths[i]
-            i = j
+        groups = length_groups(lengths)
         T = x.shape[0]
         pad = (-T) % TILE
         if pad:  # pad once to whole tiles, not at every matrix product
