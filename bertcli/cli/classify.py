@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import batch_options, input_options, model_options, output_options
+from .options import batch_options, input_options, model_options, name_list, output_options
 from .run import fmt_score, run_inference, short
 
 
@@ -40,7 +40,7 @@ def classify_options(f):
 
 def classify_params(params: dict, texts):
     top_k = parse_top_k(params["top_k"])
-    labels = [s.strip() for s in params["labels_override"].split(",")] if params.get("labels_override") else None
+    labels = name_list(params.get("labels_override"), "--labels")
     pair_text = params.pop("text_pair", None)
     read_pairs = params.pop("read_pairs", False)
     if pair_text is not None:
@@ -50,6 +50,13 @@ def classify_params(params: dict, texts):
         return top_k, labels, True, [x for t in texts for x in (t, pair_text)]
     if read_pairs and texts:
         raise click.UsageError("--pairs reads pairs from --input or stdin; with arguments use --text-pair")
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source("field_b") == click.core.ParameterSource.COMMANDLINE:
+        # --field-b only means something for pairs read from records: it implies --pairs.
+        if texts:
+            raise click.UsageError("--field-b names the second text of records read from --input or stdin; "
+                                   "with arguments use --text-pair")
+        read_pairs = True
     return top_k, labels, read_pairs, texts
 
 

@@ -7,12 +7,15 @@ import sys
 
 import click
 
+from .options import check_device
+
 
 @click.command("evaluate")
 @click.option("-m", "--model", "model", required=True, metavar="DIR", help="Model folder to evaluate.")
 @click.option("--data", required=True, metavar="PATH", help="Labelled data (same formats as train).")
 @click.option("--task", type=click.Choice(["classify", "ner", "mlm"]), help="Default: from the model's config.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--device", default="auto", show_default=True, callback=check_device,
+              help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
               help="Compute precision; auto = float32. float16 is GPU-only.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)

@@ -43,7 +43,7 @@ def fill_mask_cmd(texts, top_k, targets, **params):
     """
     from ..tasks import fill_mask as task
 
-    tg = [t for t in targets.split(",")] if targets else None
+    tg = targets.split(",") if targets is not None else None  # --targets "" is an error, not "no targets"
     run_inference(task="fill-mask", texts=texts, params=params,
                   stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, tg, opts),
                   prepare=lambda lm: task.target_ids(lm.tokenizer, tg),

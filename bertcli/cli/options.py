@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+
+
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)\Z")
+
+
+def check_device(ctx, param, value):
+    """Click callback: a malformed ``--device`` is a usage error (exit 2); whether the
+    device exists is checked when the model loads (exit 1)."""
+    if value is None or _DEVICE.match(value.strip().lower()):
+        return value if value is None else value.strip().lower()
+    raise click.BadParameter(f"'{value}' is not a device: use auto, cpu, cuda, cuda:N or mps")
+
+
+def name_list(value: str | None, option: str) -> list[str] | None:
+    """``"a,b"`` -> ``["a", "b"]`` for options that name labels (None when not given).
+
+    Raises:
+        click.BadParameter: an empty name (``"a,"``) or a repeated one (``"a,a"``).
+    """
+    if value is None:
+        return None
+    names = [s.strip() for s in value.split(",")]
+    if any(not n for n in names):
+        raise click.BadParameter(f"'{value}' has an empty name", param_hint=option)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise click.BadParameter(f"'{value}' names {', '.join(dup)} more than once", param_hint=option)
+    return names
 
 
 def _stack(*decorators):
@@ -21,7 +51,7 @@ def model_options(f):
                      help="Local model folder (config.json, *.safetensors, tokenizer). Default: the shipped default "
                           "model of the command, where there is one (sentiment, ner, fill-mask)."),
         click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
-                     help="Where to run; auto picks CUDA, then MPS, then CPU."),
+                     callback=check_device, help="Where to run; auto picks CUDA, then MPS, then CPU."),
         click.option("--dtype", default="auto", show_default=True,
                      type=click.Choice(["auto", "float32", "float16", "bfloat16"], case_sensitive=False),
                      help="Compute precision; auto = float32. float16 is GPU-only."),

@@ -88,13 +88,17 @@ def compose(rec: Record, result: dict, pairs: bool = False, collisions: set | No
     """The output record: input fields (JSONL/CSV) or the text, then the results beside them.
 
     A result key that collides with an input field wins; the input value moves to
-    ``input_<key>`` (reported once through ``collisions``).
+    ``input_<key>`` (reported once through ``collisions``), or ``input_input_<key>``
+    and so on while that name is taken too, so chaining commands loses no field.
     """
     if rec.fields is not None:
         out = dict(rec.fields)
         for k in result:
             if k in out:
-                out[f"input_{k}"] = out.pop(k)
+                new = f"input_{k}"
+                while new in out or new in result:
+                    new = f"input_{new}"
+                out[new] = out.pop(k)
                 if collisions is not None:
                     collisions.add(k)
     else:

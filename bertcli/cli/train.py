@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .options import _stack
+from .options import _stack, check_device, name_list
 
 
 def train_options(f):
@@ -36,7 +36,7 @@ def train_options(f):
                      help="Tokens per example."),
         click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same metrics."),
         click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
-                     help="Where to train; auto: CUDA, then MPS, then CPU."),
+                     callback=check_device, help="Where to train; auto: CUDA, then MPS, then CPU."),
         click.option("--dtype", default="auto", show_default=True,
                      type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
                      help="Mixed precision (autocast); weights stay float32."),
@@ -168,6 +168,8 @@ def parse_label_map(value: str | None) -> dict[str, str] | None:
         old, sep, new = part.partition("=")
         if not sep or not old.strip() or not new.strip():
             raise click.BadParameter(f"'{part}' is not OLD=NEW", param_hint="--label-map")
+        if old.strip() in out:
+            raise click.BadParameter(f"'{old.strip()}' is mapped more than once", param_hint="--label-map")
         out[old.strip()] = new.strip()
     return out
 
@@ -243,7 +245,7 @@ def train_classify_cmd(**params):
 
     opts = _options(params)
     _check_metric(opts, "classify", multi_label=params["multi_label"])
-    labels = [s.strip() for s in params.pop("labels").split(",")] if params.get("labels") else None
+    labels = name_list(params.pop("labels", None), "--labels")
     params.pop("labels", None)
     _run(train_classify, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
          params.pop("eval_path"), text_field=params.pop("text_field"), text_pair_field=params.pop("text_pair_field"),

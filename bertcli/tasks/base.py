@@ -31,6 +31,19 @@ class Feature:
         return len(self.input_ids)
 
 
+def text_list(texts, name: str = "texts") -> list[str]:
+    """``texts`` as a list, refusing a bare ``str`` (iterating it would give one text per
+    character, silently).
+
+    Raises:
+        TypeError: ``texts`` is a ``str`` (or ``bytes``); wrap one text as ``[text]``.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{name} must be a list of strings, not a single {type(texts).__name__}; "
+                        f"wrap one text as [text]")
+    return list(texts)
+
+
 def collate(features: list[Feature], pad_id: int) -> dict:
     """Pad a batch (right padding) into LongTensors of shape ``(batch, max_len)``:
     ``input_ids``, ``attention_mask`` (1 = real token) and ``token_type_ids``."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import UsageError
 from ..io.readers import Record
-from .base import Feature, StreamOptions, collate, encode_texts, stream_records
+from .base import Feature, StreamOptions, collate, encode_texts, stream_records, text_list
 from .. import batching
 
 
@@ -79,11 +79,16 @@ def classify(lm, texts: list[str], text_pairs: list[str] | None = None, top_k: i
     """Classify a list of texts (or pairs). Returns one dict per text; see :func:`postprocess`.
 
     Texts longer than ``lm.max_length`` tokens are truncated (``truncated: true``).
+
+    Raises:
+        TypeError: ``texts`` or ``text_pairs`` is a single ``str`` (pass ``[text]``).
     """
     opts = opts or StreamOptions()
     names = label_names(lm.config, labels)
     how = function_to_apply(lm.config)
-    feats, flags = encode_texts(lm.tokenizer, list(texts), list(text_pairs) if text_pairs else None, lm.max_length)
+    texts = text_list(texts)
+    text_pairs = text_list(text_pairs, "text_pairs") if text_pairs is not None else None
+    feats, flags = encode_texts(lm.tokenizer, texts, text_pairs or None, lm.max_length)
     logits = classify_features(lm, feats, opts)
     return [postprocess(scores_from_logits(lg, how), names, top_k, fl) for lg, fl in zip(logits, flags)]
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from .. import batching
 from ..errors import InputError, UsageError
 from ..io.readers import Record
-from .base import Feature, StreamOptions, collate, stream_records
+from .base import Feature, StreamOptions, collate, stream_records, text_list
 
 
 def target_ids(tokenizer, targets: list[str] | None) -> list[int] | None:
@@ -137,13 +137,15 @@ def fill_mask(lm, texts: list[str], top_k: int = 5, targets: list[str] | None = 
     Raises:
         InputError: a text has no mask token (names the token to use).
         UsageError: a bad target (see :func:`target_ids`).
+        TypeError: ``texts`` is a single ``str`` (pass ``[text]``).
     """
     opts = opts or StreamOptions()
     tok = lm.tokenizer
     if tok.mask_token is None:
         raise InputError(f"the tokenizer of '{lm.path}' has no mask token")
     tids = target_ids(tok, targets)
-    per_text, flags = encode(lm, list(texts))
+    texts = text_list(texts)
+    per_text, flags = encode(lm, texts)
     for t, feats in zip(texts, per_text):
         if not any(f.extra["masks"] for f in feats):
             raise InputError(f"no {tok.mask_token} in the text: {t[:60]!r}",

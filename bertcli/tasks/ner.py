@@ -59,7 +59,7 @@ import numpy as np
 from .. import batching
 from ..errors import ModelError, UsageError
 from ..io.readers import Record
-from .base import Feature, StreamOptions, collate, stream_records
+from .base import Feature, StreamOptions, collate, stream_records, text_list
 
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
 WORD_AGGREGATIONS = ("first", "average", "max")
@@ -455,13 +455,14 @@ def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = 
 
     Raises:
         UsageError: unknown ``aggregation``; ``stride`` out of range (see :func:`resolve_stride`).
+        TypeError: ``texts`` is a single ``str`` (pass ``[text]``).
         ModelError: the model's ``max_length`` leaves no room for text.
     """
     agg = check_aggregation(aggregation)
     stride = resolve_stride(lm, stride)
     ignore = ("O",) if ignore_labels is None else tuple(ignore_labels)
     labels = label_names(lm.config)
-    texts = list(texts)
+    texts = text_list(texts)
     if not texts:  # transformers' tokenizers reject an empty batch
         return []
     docs, feats = encode(lm, texts, stride)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from ..io.readers import Record
-from .base import StreamOptions, encode_texts, stream_records
+from .base import StreamOptions, encode_texts, stream_records, text_list
 from .classify import classify_features
 
 
@@ -20,9 +20,13 @@ def nsp(lm, texts_a: list[str], texts_b: list[str], opts: StreamOptions | None =
 
     ``score`` is ``softmax(logits)[0]``; ``is_next`` is ``score >= 0.5``. Pairs longer
     than the model's maximum are truncated longest-first.
+
+    Raises:
+        TypeError: ``texts_a`` or ``texts_b`` is a single ``str`` (pass ``[text]``).
     """
     opts = opts or StreamOptions()
-    feats, flags = encode_texts(lm.tokenizer, list(texts_a), list(texts_b), lm.max_length)
+    feats, flags = encode_texts(lm.tokenizer, text_list(texts_a, "texts_a"), text_list(texts_b, "texts_b"),
+                                lm.max_length)
     logits = classify_features(lm, feats, opts)
     out = []
     for lg, fl in zip(logits, flags):

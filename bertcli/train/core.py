@@ -242,13 +242,15 @@ def _load_net(cls_name: str, base: Path, **config_kw):
 
 def _check_labels(data, known: list[str], what: str) -> None:
     known_set = set(known)
+    # evaluate (the model's labels) has --label-map to rename data labels; train has --labels too.
+    fix = ("rename the data's labels with --label-map" if what == "model's"
+           else "every evaluation label must occur in the training data (or in --labels)")
     for ex in getattr(data, "examples", None) or []:
         labs = ex.label if isinstance(ex.label, list) else ([ex.label] if ex.label is not None else [])
         for lab in labs:
             if lab not in known_set:
                 raise DataError(f"{data.source}, line {ex.line}: label '{lab}' is not among the {what} labels "
-                                f"({', '.join(known[:10])}{', ...' if len(known) > 10 else ''})",
-                                "every evaluation label must occur in the training data (or in --labels)")
+                                f"({', '.join(known[:10])}{', ...' if len(known) > 10 else ''})", fix)
     for s in getattr(data, "sentences", None) or []:
         for tag, line in zip(s.tags, s.lines):
             if tag not in known_set:

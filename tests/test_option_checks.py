@@ -1,0 +1,143 @@
+"""Option and API checks found by a newcomer's session (2026-11-30): each one used to be
+accepted silently and give a wrong or lossy result."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bertcli.cli.main import cli
+from bertcli.loading import load_model
+
+
+def invoke(args, input=None):
+    res = CliRunner().invoke(cli, [str(a) for a in args], input=input,
+                             env={"BERTCLI_MODEL": None, "BERTCLI_BACKEND": None}, prog_name="bertcli")
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
+    assert "Traceback" not in res.stderr
+    return res
+
+
+def jsonl(res):
+    return [json.loads(x) for x in res.stdout.splitlines()]
+
+
+# ---------------------------------------------------------------- --field-b implies --pairs
+
+def test_field_b_reads_pairs_without_the_pairs_flag(cls_dir, tmp_path):
+    f = tmp_path / "rte.tsv"
+    f.write_text("sentence1\tsentence2\nA man is playing.\tSomeone plays.\nIt rains.\tThe sun is out.\n")
+    common = ["classify", "-m", cls_dir, "-i", f, "--field-a", "sentence1", "-f", "jsonl"]
+    implied = invoke([*common, "--field-b", "sentence2"])
+    explicit = invoke([*common, "--field-b", "sentence2", "--pairs"])
+    single = invoke(common)
+    assert implied.exit_code == explicit.exit_code == single.exit_code == 0
+    assert implied.stdout == explicit.stdout
+    # and the pair really reaches the model: scores differ from the first sentence alone
+    assert [r["score"] for r in jsonl(implied)] != [r["score"] for r in jsonl(single)]
+
+
+def test_field_b_with_text_arguments_is_a_usage_error(cls_dir):
+    res = invoke(["classify", "A man plays.", "--field-b", "sentence2", "-m", cls_dir])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.splitlines()[-1] == ("Error: --field-b names the second text of records read from --input "
+                                           "or stdin; with arguments use --text-pair")
+
+
+# ---------------------------------------------------------------- renamed input fields
+
+def test_a_renamed_input_field_never_overwrites_another(cls_dir):
+    rec = {"text": "nice", "label": "A", "input_label": "B"}
+    res = invoke(["classify", "-m", cls_dir, "-f", "jsonl"], input=json.dumps(rec) + "\n")
+    assert res.exit_code == 0, res.output
+    out = jsonl(res)[0]
+    assert (out["input_label"], out["input_input_label"]) == ("B", "A")
+    assert out["label"] in ("NEGATIVE", "POSITIVE")  # the tiny fixture's id2label
+
+
+def test_chaining_two_commands_keeps_the_gold_label(cls_dir):
+    first = invoke(["classify", "-m", cls_dir, "-f", "jsonl"], input='{"text": "fine", "label": "gold"}\n')
+    second = invoke(["classify", "-m", cls_dir, "-f", "jsonl"], input=first.stdout)
+    out = jsonl(second)[0]
+    # a field once renamed keeps its name; the next collision moves one level further
+    assert out["input_label"] == "gold"
+    assert out["input_input_label"] == jsonl(first)[0]["label"]
+    assert out["input_score"] == jsonl(first)[0]["score"]
+
+
+# ---------------------------------------------------------------- --device, --labels, --label-map, --targets
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "tpu"])
+def test_malformed_device_is_a_usage_error(cls_dir, device):
+    res = invoke(["classify", "x", "-m", cls_dir, "--device", device])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.splitlines()[-1] == (f"Error: Invalid value for '--device': '{device}' is not a device: "
+                                           "use auto, cpu, cuda, cuda:N or mps")
+
+
+def test_device_names_are_case_insensitive(cls_dir):
+    a = invoke(["classify", "x", "-m", cls_dir, "--device", "CPU", "-f", "jsonl"])
+    b = invoke(["classify", "x", "-m", cls_dir, "--device", "cpu", "-f", "jsonl"])
+    assert a.exit_code == 0 and a.stdout == b.stdout
+
+
+@pytest.mark.parametrize("value, message", [
+    ("x,", "'x,' has an empty name"),
+    ("x,x", "'x,x' names x more than once"),
+])
+def test_bad_label_lists_are_usage_errors(cls_dir, value, message):
+    res = invoke(["classify", "x", "-m", cls_dir, "--labels", value])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.splitlines()[-1] == f"Error: Invalid value for --labels: {message}"
+
+
+def test_label_map_mapping_one_label_twice_is_a_usage_error(tmp_path):
+    f = tmp_path / "t.tsv"
+    f.write_text("sentence\tlabel\ngood\t1\nbad\t0\n")
+    res = invoke(["train", "classify", "--train", f, "-o", tmp_path / "out", "--label-map", "0=neg,0=pos"])
+    assert res.exit_code == 2
+    assert res.stderr.splitlines()[-1] == "Error: Invalid value for --label-map: '0' is mapped more than once"
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_targets_is_an_error_not_no_targets(mlm_dir):
+    res = invoke(["fill-mask", "a [MASK] b", "-m", mlm_dir, "--targets", ""])
+    assert (res.exit_code, res.stdout, res.stderr) == (2, "", "Error: --targets is empty\n")
+
+
+def test_evaluate_hint_names_an_option_evaluate_has(cls_dir, tmp_path):
+    f = tmp_path / "dev.tsv"
+    f.write_text("sentence\tlabel\ngood\tpositive-ish\n")
+    res = invoke(["evaluate", "-m", cls_dir, "--data", f])
+    assert res.exit_code == 1
+    assert res.stderr.rstrip().endswith("rename the data's labels with --label-map")
+
+
+# ---------------------------------------------------------------- Python API
+
+@pytest.mark.parametrize("task, call", [
+    ("classify", lambda api, lm: api.classify(lm, "one text")),
+    ("classify", lambda api, lm: api.classify(lm, ["a"], text_pairs="b")),
+    ("fill-mask", lambda api, lm: api.fill_mask(lm, "a [MASK] b")),
+    ("ner", lambda api, lm: api.ner(lm, "Paris")),
+    ("nsp", lambda api, lm: api.nsp(lm, "A", ["B"])),
+])
+def test_api_refuses_a_bare_string(request, task, call):
+    import bertcli
+
+    fixture = {"classify": "cls_dir", "fill-mask": "mlm_dir", "ner": "ner_dir", "nsp": "pretraining_dir"}[task]
+    lm = load_model(request.getfixturevalue(fixture), task, "cpu")
+    with pytest.raises(TypeError, match=r"must be a list of strings, not a single str; wrap one text as \[text\]"):
+        call(bertcli, lm)
+
+
+def test_api_list_of_one_text_equals_the_cli(cls_dir):
+    import bertcli
+
+    lm = load_model(cls_dir, "classify", "cpu")
+    api = bertcli.classify(lm, ["one text"])
+    cli_out = jsonl(invoke(["classify", "one text", "-m", cls_dir, "-f", "jsonl", "--precision", "12"]))
+    assert len(api) == 1 and api[0]["label"] == cli_out[0]["label"]
+    assert api[0]["score"] == pytest.approx(cli_out[0]["score"], abs=1e-9)
