@@ -45,7 +45,9 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
             raise click.UsageError("--resume continues a JSONL file; drop --format or use --format jsonl")
         done, last = prepare_resume(resume)
         check_precision(resume, params.get("precision", 6))
-        records = skip_done(records, done, last, resume, lambda rec: compose(rec, {}, pairs))
+        records = skip_done(records, done, last, resume, lambda rec: compose(rec, {}, pairs),
+                            fields=(params.get("field", "text"),
+                                    (params.get("field_b") or "text_pair") if pairs else None))
         out_path = resume
     lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),
                     default=default)

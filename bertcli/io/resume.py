@@ -3,8 +3,9 @@
 An output file written by bertcli holds whole JSON lines only, except after a hard kill
 (SIGKILL, power loss), which can leave a torn last line: it is cut off. The records
 already written are skipped in the input, and the last one written is checked against
-its input record (``id`` field when present, else the text fields), so that resuming
-with the wrong input file is refused instead of silently producing a wrong file. Scores
+its input record (the ``id`` field when present, and the field(s) the text(s) came from:
+``--field``, ``--field-b``, whatever they are named), so that resuming with the wrong
+input file is refused instead of silently producing a wrong file. Scores
 written with another ``--precision`` than the resuming run's are refused too (see
 :func:`check_precision`).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import InputError
@@ -53,33 +54,84 @@ def prepare_resume(path: str | Path) -> tuple[int, dict | None]:
 
 
 def skip_done(records: Iterator[Record], done: int, last: dict | None, out_name: str,
-              compose) -> Iterator[Record]:
+              compose, fields: Iterable[str | None] = ()) -> Iterator[Record]:
     """Skip the first ``done`` good records (bad ones wrote no output line); check the last
     skipped one against ``last``; yield the rest unchanged.
 
     ``compose(record)`` gives the input-side fields of the output record for the check.
+    ``fields`` names the input fields the text(s) came from (``--field``, ``--field-b``;
+    None entries are ignored): they are compared after ``id`` and before the other
+    :data:`CHECK_KEYS`, and must be in the written record wherever the input record has
+    them (see :func:`check_last`).
 
     Raises:
         InputError: the input has fewer records than the output file, or the last written
             record does not belong to this input.
     """
+    fields = tuple(f for f in fields if f)
     seen = 0
     for rec in records:
         if seen < done:
             if rec.error is None:
                 seen += 1
                 if seen == done and last is not None:
-                    expect = compose(rec)
-                    for k in CHECK_KEYS:
-                        if k in expect and k in last and expect[k] != last[k]:
-                            raise InputError(
-                                f"cannot resume '{out_name}': its record {done} has {k}={_short(last[k])} but input "
-                                f"record {done} has {k}={_short(expect[k])}", "is this the same input?")
+                    check_last(last, compose(rec), done, out_name, fields)
             continue
         yield rec
     if seen < done:
         raise InputError(f"cannot resume '{out_name}': it holds {done} records but the input has only {seen}",
                          "is this the same input?")
+
+
+def check_last(last: dict, expect: dict, n: int, out_name: str, fields: Iterable[str] = ()) -> None:
+    """Check that ``last``, the ``n``-th record written to ``out_name``, was written from the
+    input record whose input-side output fields are ``expect``.
+
+    Compared, in order: ``id``, then ``fields`` (the fields the texts came from), then the
+    other :data:`CHECK_KEYS`, each only where ``expect`` has it. An input field that
+    collided with a result key was written as ``input_<name>`` (see
+    :func:`bertcli.cli.output.compose`), and is looked up there. A key of ``fields``
+    missing from ``last`` altogether is a mismatch (the same input and options always
+    write it); a missing :data:`CHECK_KEYS` key is not checked.
+
+    Raises:
+        InputError: ``Error: cannot resume 'FILE': its record N has KEY=... but input
+            record N has FIELD=...; is this the same input?`` (``KEY`` is ``FIELD``, or
+            ``input_FIELD`` where it was renamed), or ``... its record N has no KEY ...``.
+    """
+    fields = tuple(fields)
+    keys = dict.fromkeys(("id", *fields, *CHECK_KEYS))  # ordered, without duplicates
+    for k in keys:
+        if k not in expect:
+            continue
+        want = expect[k]
+        written = _written_key(k, expect, last)
+        if written is None:
+            if k not in fields:
+                continue
+            raise InputError(f"cannot resume '{out_name}': its record {n} has no {k} but input "
+                             f"record {n} has {k}={_short(want)}", "is this the same input?")
+        if last[written] != want and not (written == k and last.get(f"input_{k}", _MISSING) == want):
+            raise InputError(
+                f"cannot resume '{out_name}': its record {n} has {written}={_short(last[written])} but input "
+                f"record {n} has {k}={_short(want)}", "is this the same input?")
+
+
+_MISSING = object()
+
+
+def _written_key(k: str, expect: dict, last: dict) -> str | None:
+    """The key of ``last`` that holds the input field ``k``: ``input_<k>`` where ``k`` collided
+    with a result key (the input has no ``input_<k>`` of its own, yet the record has one),
+    else ``k``; None when the record has neither.
+
+    When the input has both ``k`` and ``input_<k>``, ``k`` is returned and the caller also
+    accepts the value under ``input_<k>`` (where a collision overwrote it with ``k``'s).
+    """
+    renamed = f"input_{k}"
+    if renamed in last and renamed not in expect:
+        return renamed
+    return k if k in last else None
 
 
 #: bytes read from the end of the file to judge the precision it was written with.
