@@ -325,12 +325,20 @@ def weight_files(path: Path) -> list[Path]:
         return files
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
+        # the hint names the folder's own class, so converting adds no randomly initialised head
+        arch = "AutoModel"
+        try:
+            found = (json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or [""])[0]
+            if isinstance(found, str) and found.isidentifier():
+                arch = found
+        except (OSError, ValueError, AttributeError, IndexError, TypeError):
+            pass
         raise ModelError(
             f"model folder '{path}' has only pickle weights ({', '.join(pickles)}); bertcli loads safetensors only, "
             "because unpickling can run arbitrary code",
             "on a machine where you trust the file, convert it with the model's own class (the 'architectures' "
             "entry of config.json), e.g. python -c \"import transformers as t; "
-            f"t.AutoModelForSequenceClassification.from_pretrained('{path}').save_pretrained('{path}', "
+            f"t.{arch}.from_pretrained('{path}').save_pretrained('{path}', "
             "safe_serialization=True)\"")
     raise ModelError(f"model folder '{path}' has no *.safetensors weights")
 

@@ -141,3 +141,22 @@ def test_api_list_of_one_text_equals_the_cli(cls_dir):
     cli_out = jsonl(invoke(["classify", "one text", "-m", cls_dir, "-f", "jsonl", "--precision", "12"]))
     assert len(api) == 1 and api[0]["label"] == cli_out[0]["label"]
     assert api[0]["score"] == pytest.approx(cli_out[0]["score"], abs=1e-9)
+
+
+# ---------------------------------------------------------------- pickle conversion hint
+
+@pytest.mark.parametrize("fixture, arch", [("encoder_dir", "BertModel"), ("ner_dir", "BertForTokenClassification")])
+def test_pickle_hint_converts_with_the_folders_own_class(request, tmp_path, fixture, arch):
+    import shutil
+
+    from bertcli.errors import ModelError
+    from bertcli.loading import weight_files
+
+    d = tmp_path / "m"
+    shutil.copytree(request.getfixturevalue(fixture), d)
+    for f in d.glob("*.safetensors"):
+        f.unlink()
+    (d / "pytorch_model.bin").write_bytes(b"not read")
+    with pytest.raises(ModelError) as e:
+        weight_files(d)
+    assert f"t.{arch}.from_pretrained('{d}').save_pretrained('{d}', safe_serialization=True)" in e.value.hint
