@@ -160,3 +160,53 @@ def test_pickle_hint_converts_with_the_folders_own_class(request, tmp_path, fixt
     with pytest.raises(ModelError) as e:
         weight_files(d)
     assert f"t.{arch}.from_pretrained('{d}').save_pretrained('{d}', safe_serialization=True)" in e.value.hint
+
+
+# ---------------------------------------------------------------- silent gaps now said
+
+def test_model_from_the_environment_is_named_in_the_error(tmp_path):
+    res = CliRunner().invoke(cli, ["classify", "x"], env={"BERTCLI_MODEL": str(tmp_path / "nope")},
+                             prog_name="bertcli")
+    assert res.exit_code == 1
+    assert res.stderr == (f"Error: model folder '{tmp_path / 'nope'}' does not exist (from $BERTCLI_MODEL); "
+                          "pass --model DIR with a local Hugging Face model folder\n")
+
+
+def test_sentiment_warns_when_labels_have_no_sentiment(cls_dir):
+    res = invoke(["sentiment", "good", "-m", cls_dir, "--labels", "sports,news", "-f", "jsonl"])
+    assert res.exit_code == 0
+    assert jsonl(res)[0]["sentiment"] is None
+    assert res.stderr == ("Warning: the model's label(s) sports, news have no sentiment meaning, so 'sentiment' is "
+                          "null for them; use classify, or --labels to name them (e.g. --labels negative,positive)\n")
+    ok = invoke(["sentiment", "good", "-m", cls_dir, "--labels", "negative,positive", "-f", "jsonl"])
+    assert ok.stderr == "" and jsonl(ok)[0]["sentiment"] in ("negative", "positive")
+
+
+def test_evaluate_says_why_nsp_accuracy_is_missing(pretraining_dir, tmp_path):
+    from bertcli.train import evaluate
+
+    one = tmp_path / "one.txt"
+    one.write_text("It was late. She went home. The door was shut.\n" * 20)
+    m = evaluate(pretraining_dir, one, device="cpu")
+    assert "nsp_accuracy" not in m and m["n_masked"] > 0
+    assert m["warnings"] == [f"nsp_accuracy not computed: next-sentence pairs need at least two documents "
+                             f"(files of a folder, or blank-line separated) and '{one}' has 1"]
+
+
+def test_train_classify_refuses_conll_data_in_auto_mode(tmp_path):
+    from bertcli.errors import DataError
+    from bertcli.train.data import read_classification
+
+    conll = tmp_path / "ner.txt"
+    conll.write_text("EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n\nPeter B-PER\nBlackburn I-PER\n")
+    with pytest.raises(DataError) as e:
+        read_classification(conll)
+    assert str(e.value) == (f"{conll}: looks like CoNLL token/tag lines (a token and its BIO tag per line), not "
+                            "label-text classification data (train a tagger with `bertcli train ner`, or pass "
+                            "--data-format label-text)")
+    # the explicit format still reads it; real label-text is unaffected
+    assert len(read_classification(conll, data_format="label-text").examples) == 5
+    lt = tmp_path / "lt.txt"
+    lt.write_text("pos a great film\nneg an awful plot\n")
+    data = read_classification(lt)
+    assert [(x.text, x.label) for x in data.examples] == [("a great film", "pos"), ("an awful plot", "neg")]

@@ -8,7 +8,7 @@ import os
 
 import click
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, ModelError, UsageError
 from ..io.readers import iter_input
 from ..io.resume import check_precision, prepare_resume, skip_done
 from .output import compose, make_writer, progress_callback, write_results
@@ -49,8 +49,15 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
                             fields=(params.get("field", "text"),
                                     (params.get("field_b") or "text_pair") if pairs else None))
         out_path = resume
-    lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),
-                    default=default)
+    try:
+        lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),
+                        default=default)
+    except ModelError as e:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None and ctx.get_parameter_source("model") == click.core.ParameterSource.ENVIRONMENT:
+            # the user typed no --model: say where the folder came from
+            e.message = f"{e.message} (from $BERTCLI_MODEL)"
+        raise
     if prepare is not None:
         prepare(lm)
     cb, prog = progress_callback(params.get("quiet", False))

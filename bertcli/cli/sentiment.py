@@ -6,6 +6,7 @@ import click
 
 from .classify import classify_options, classify_params, label_rows
 from .options import batch_options, input_options, model_options, output_options
+from .output import warn
 from .run import run_inference
 
 
@@ -40,8 +41,16 @@ def sentiment_cmd(texts, **params):
         out = task.sentiment_fields(res, names)
         return {"sentiment": out.pop("sentiment"), **out}
 
+    def prepare(lm):
+        names = task.label_names(lm.config, labels)
+        unknown = [n for n in names if task.normalise_sentiment(n, names) is None]
+        if unknown:
+            warn(f"the model's label(s) {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''} have no "
+                 "sentiment meaning, so 'sentiment' is null for them; use classify, or --labels to name them "
+                 "(e.g. --labels negative,positive)", params.get("quiet", False))
+
     run_inference(task="classify", default="sentiment", texts=texts, params=params, pairs=pairs,
                   stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, labels, opts, pairs=pairs),
-                  prepare=lambda lm: task.label_names(lm.config, labels), transform=add_sentiment,
+                  prepare=prepare, transform=add_sentiment,
                   columns=["text", "sentiment", "score", "other labels"],
                   rows_of=lambda r: label_rows(r, "sentiment"))

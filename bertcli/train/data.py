@@ -249,7 +249,26 @@ def _detect_classify_format(path, lines, label_field) -> str:
         names = {c.strip() for c in row}
         if (label_field in names) if isinstance(label_field, str) else bool(names & set(LABEL_FIELDS)):
             return "csv"
+    if _looks_like_conll(lines):
+        raise _err(path, None, "looks like CoNLL token/tag lines (a token and its BIO tag per line), not "
+                               "label-text classification data",
+                   "train a tagger with `bertcli train ner`, or pass --data-format label-text")
     return "label-text"
+
+
+_BIO_TAG = re.compile(r"(O|[BIESLU]-\S+)\Z")
+
+
+def _looks_like_conll(lines) -> bool:
+    """True when the first 200 non-empty lines are CoNLL-style: ``-DOCSTART-``, or at
+    least 80 % of them end in a BIO/BIOES tag after at most 3 other columns."""
+    sample = [s.split() for s in lines[:2000] if s.strip()][:200]
+    if not sample:
+        return False
+    if sample[0][0] == "-DOCSTART-":
+        return True
+    tagged = sum(1 for p in sample if 2 <= len(p) <= 4 and _BIO_TAG.match(p[-1]))
+    return tagged >= 0.8 * len(sample)
 
 
 def _pick(names, wanted, defaults, what, src, kind="field"):

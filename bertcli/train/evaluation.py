@@ -167,6 +167,9 @@ def _evaluate_mlm(model_dir, data, device, dtype, batch_size, max_length, seed, 
     max_len = min(max_length or lm.max_length, lm.max_length)
     docs, issues = read_documents(data, **read_kw)
     use_nsp = nsp_lm is not None and len(docs) >= 2
+    if nsp_lm is not None and not use_nsp:
+        issues = [*issues, f"nsp_accuracy not computed: next-sentence pairs need at least two documents "
+                           f"(files of a folder, or blank-line separated) and '{data}' has {len(docs)}"]
     inst = make_instances(tok, docs, max_len, use_nsp, seed)
     if not inst:
         raise DataError(f"no evaluation sequences could be made from '{data}'")
