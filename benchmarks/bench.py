@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """bertcli vs the transformers pipeline, side by side on the same machine, model and inputs.
 
-Each measurement runs in a fresh child process (so peak RSS is its own), bertcli and
-the reference alternate, and the ratio is the median over --repeats alternating runs.
+Each measurement runs in a fresh child process, bertcli and the reference alternate, and
+the ratio is the median over --repeats alternating runs. Peak RSS is each process's own:
+a child reports its VmHWM and the --rss runs are measured through a small launcher, since
+ru_maxrss of a process forked from this (large) parent starts at the parent's peak
+(see peak_rss_mb() and run_measured()).
 
     python benchmarks/bench.py                       # all tasks, float32
     python benchmarks/bench.py --tasks classify --dtype bfloat16 --lines 2000
@@ -20,10 +23,12 @@ on mask rows for fill-mask. The peak is the best fp32 GEMM rate torch reaches he
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -150,11 +155,64 @@ def measure_peak(clock=time.perf_counter) -> float:
     return best
 
 
+# ------------------------------------------------------------------ peak RSS
+
+def peak_rss_mb() -> float:
+    """Peak RSS (MB) of this process's own address space.
+
+    Linux: ``VmHWM`` from /proc/self/status, the high-water mark of the current mm,
+    which starts afresh at execve. Not ``ru_maxrss``: at execve the kernel folds the old
+    mm's high-water mark into it, and a forked child's old mm is a copy of its parent's,
+    so every child of the bench parent (which has loaded and merged the models, 0.5-0.6 GB)
+    reported the parent's peak, whatever it used itself. Where /proc is missing (macOS)
+    this falls back to ``ru_maxrss`` (bytes there), which may carry that inherited peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for ln in fh:
+                if ln.startswith("VmHWM:"):
+                    return int(ln.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return ru / (1024 * 1024) if sys.platform == "darwin" else ru / 1024
+
+
+# Runs argv[1:] with stdout on /dev/null (stderr inherited) and prints, as JSON, its exit
+# code, wall seconds and ``ru_maxrss`` from os.wait4. Stdlib only, run with ``-I``.
+_LAUNCHER = r"""
+import json, os, sys, time
+t = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ,
+                      file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+_, status, ru = os.wait4(pid, 0)
+print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "seconds": time.perf_counter() - t,
+                  "maxrss": ru.ru_maxrss}))
+"""
+
+
+def run_measured(cmd: list[str]) -> tuple[int, float, float, str]:
+    """Run ``cmd`` (stdout to /dev/null) and return (exit code, peak RSS MB, seconds, stderr).
+
+    The peak is ``ru_maxrss`` from ``os.wait4``, but not taken here: a process forked
+    from this large parent starts with the parent's peak in its ru_maxrss (see
+    peak_rss_mb()), and a CLI process's /proc status is gone when it exits. So a fresh,
+    small ``python -I -c`` launcher spawns ``cmd`` and reports the wait4 figure: the
+    measured process is a copy of the ~10 MB launcher, not of this parent. (Checked: from
+    a parent holding 600 MB, ``python3 -c pass`` read 614 MB directly, 13 MB this way.)
+    """
+    p = subprocess.run([sys.executable, "-I", "-c", _LAUNCHER, *cmd], capture_output=True, text=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        raise SystemExit(f"launcher failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return r["exit"], r["maxrss"] / scale, r["seconds"], p.stderr
+
+
 # ------------------------------------------------------------------ child process
 
 def child(args) -> None:
-    import resource
-
     import torch
 
     if args.threads != torch.get_num_threads():
@@ -220,7 +278,7 @@ def child(args) -> None:
     mlm_rows = len(lines) if args.task == "fill-mask" else 0
     out = {"impl": args.impl, "task": args.task, "seconds": dt, "load_s": t_load, "records": len(run_lines),
            "tokens": sum(lengths), "flops": encoder_flops(lengths, cfg, mlm_rows),
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "peak_rss_mb": peak_rss_mb()}
     if args.save_results:
         Path(args.save_results).write_text(json.dumps(_top1(args.task, res)))
     print(json.dumps(out))
@@ -278,7 +336,8 @@ def rss_stream(model_dir: Path, tmp: Path, sizes=(2000, 200000)) -> dict:
     """Peak RSS (MB) of whole ``bertcli classify`` processes streaming ``sizes`` lines.
 
     The input cycles 2,000 real lines; output goes to /dev/null. Each run is a fresh
-    process and its own peak comes from ``os.wait4`` (ru_maxrss of that child only).
+    process, started by run_measured() through a small launcher so that its ``os.wait4``
+    ru_maxrss is its own peak and not this parent's (which has loaded the models).
     """
     base = real_lines(2000)
     out = {}
@@ -288,15 +347,10 @@ def rss_stream(model_dir: Path, tmp: Path, sizes=(2000, 200000)) -> dict:
             for i in range(n):
                 fh.write(base[i % len(base)] + "\n")
         cmd = [sys.executable, "-m", "bertcli", "classify", "-m", str(model_dir), "-i", str(f), "-f", "jsonl", "-q"]
-        t = time.perf_counter()
-        with open(os.devnull, "wb") as null:
-            p = subprocess.Popen(cmd, stdout=null, stderr=subprocess.PIPE)
-            _, status, ru = os.wait4(p.pid, 0)
-        err = p.stderr.read().decode(errors="replace")
-        p.stderr.close()
-        if os.waitstatus_to_exitcode(status) != 0:
+        code, peak, secs, err = run_measured(cmd)
+        if code != 0:
             raise SystemExit(f"bertcli classify failed on {n} lines:\n{err[-2000:]}")
-        out[n] = (ru.ru_maxrss / 1024, time.perf_counter() - t)
+        out[n] = (peak, secs)
     return out
 
 
@@ -330,6 +384,7 @@ def main():
         return child(a)
 
     tmp = Path(tempfile.mkdtemp(prefix="bertcli-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # merged models and line files: ~0.5 GB per run
     models = ({t: Path(a.models) / t for t in TASKS} if a.models else build_models(tmp / "models"))
     lines = real_lines(a.lines)
     import torch
