@@ -47,9 +47,9 @@ HEAD_SUFFIXES = {
     "classify": ("ForSequenceClassification",),
     "ner": ("ForTokenClassification",),
 }
-_COMMAND_FOR = {"ForMaskedLM": "fill-mask", "ForPreTraining": "fill-mask or nsp",
-                "ForNextSentencePrediction": "nsp", "ForSequenceClassification": "classify or sentiment",
-                "ForTokenClassification": "ner"}
+_COMMAND_FOR = {"ForMaskedLM": ("fill-mask",), "ForPreTraining": ("fill-mask", "nsp"),
+                "ForNextSentencePrediction": ("nsp",), "ForSequenceClassification": ("classify", "sentiment"),
+                "ForTokenClassification": ("ner",)}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 #: Safety bound on positions: no BERT-family checkpoint needs more, and an absurd value
 #: would allocate gigabytes before failing.
@@ -247,7 +247,7 @@ def check_architecture(cfg: dict, task: str, path: Path) -> None:
     other = next((suf for a in archs for suf in _COMMAND_FOR if a.endswith(suf)), None)
     if other is not None:
         raise ModelError(f"'{path}' is a {archs[0]} checkpoint: it has no {TASKS[task][1]}",
-                         f"use it with 'bertcli {_COMMAND_FOR[other]}'")
+                         "use it with " + " or ".join(f"'bertcli {c}'" for c in _COMMAND_FOR[other]))
 
 
 def _check_symlinks(path: Path) -> None:
@@ -488,7 +488,8 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
 
     Args:
         model: folder path; ``None`` uses ``$BERTCLI_MODEL`` or the shipped default for the task.
-        task: one of ``fill-mask``, ``nsp``, ``classify``, ``ner``, ``encoder``.
+        task: one of ``fill-mask``, ``nsp``, ``classify``, ``ner``, ``encoder``; ``sentiment``
+            is ``classify`` with the sentiment default when no model is given.
         device, dtype: see :func:`bertcli.device.resolve`.
         default: which shipped default to use when no model is given (e.g. ``sentiment``
             for a classify model); defaults to ``task``.
@@ -504,8 +505,10 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
     """
     from .device import resolve
 
+    if task == "sentiment":  # a classify model; with no model folder, the sentiment default
+        task, default = "classify", default or "sentiment"
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}")
+        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)} (or sentiment)")
     dev, dt = resolve(device, dtype)
     path = resolve_model_dir(model, default or task)
     cfg = check_folder(path)

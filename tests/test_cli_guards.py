@@ -27,7 +27,7 @@ def test_a_model_for_another_task_is_refused(cls_dir, ner_dir):
     res = run(["ner", "-m", str(cls_dir), "fine"])
     assert res.exit_code == 1
     assert res.stderr == (f"Error: '{cls_dir}' is a BertForSequenceClassification checkpoint: it has no "
-                          "token-classification head; use it with 'bertcli classify or sentiment'\n")
+                          "token-classification head; use it with 'bertcli classify' or 'bertcli sentiment'\n")
     res = run(["classify", "-m", str(ner_dir), "fine"])
     assert res.exit_code == 1 and "use it with 'bertcli ner'" in res.stderr
 

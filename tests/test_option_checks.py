@@ -210,3 +210,78 @@ def test_train_classify_refuses_conll_data_in_auto_mode(tmp_path):
     lt.write_text("pos a great film\nneg an awful plot\n")
     data = read_classification(lt)
     assert [(x.text, x.label) for x in data.examples] == [("a great film", "pos"), ("an awful plot", "neg")]
+
+
+# ---------------------------------------------------------------- second newcomer pass
+
+def test_resume_refuses_a_file_written_by_another_command(cls_dir, ner_dir, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("Paris is nice.\nBerlin too.\nAnd Rome.\n")
+    out = tmp_path / "out.jsonl"
+    assert invoke(["classify", "-m", cls_dir, "-i", src, "-o", out, "-q"]).exit_code == 0
+    out.write_text(out.read_text().splitlines()[0] + "\n")
+    before = out.read_bytes()
+    res = invoke(["ner", "-m", ner_dir, "-i", src, "--resume", out, "-q"])
+    assert res.exit_code == 1 and res.stdout == ""
+    assert res.stderr == (f"Error: cannot resume '{out}': its records have no 'entities', so another command wrote "
+                          "them, not 'ner'; resume with the command that wrote the file\n")
+    assert out.read_bytes() == before
+    assert invoke(["classify", "-m", cls_dir, "-i", src, "--resume", out, "-q"]).exit_code == 0
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_freeze_encoder_with_lora_is_a_usage_error(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("Some text. More text.\n")
+    res = invoke(["train", "mlm", "--train", f, "-o", tmp_path / "o", "--lora", "4", "--freeze-encoder"])
+    assert res.exit_code == 2
+    assert res.stderr.splitlines()[-1] == ("Error: --freeze-encoder and --lora exclude each other: LoRA already "
+                                           "keeps the encoder weights fixed")
+
+
+def test_api_ner_uses_the_models_own_aggregation_like_the_cli(ner_dir, tmp_path):
+    import shutil
+
+    import bertcli
+
+    d = tmp_path / "m"
+    shutil.copytree(ner_dir, d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["task_specific_params"] = {"ner": {"aggregation_strategy": "first"}}
+    (d / "config.json").write_text(json.dumps(cfg))
+    text = "Angela Merkel visited Paris and Emmanuel Macron Berlin"
+    lm = load_model(d, "ner", "cpu")
+    api = bertcli.ner(lm, [text])[0]["entities"]
+    assert api == bertcli.ner(lm, [text], aggregation="first")[0]["entities"]
+    assert api != bertcli.ner(lm, [text], aggregation="simple")[0]["entities"]  # "Emmanuel" is split there
+    cli_out = jsonl(invoke(["ner", text, "-m", d, "-f", "jsonl", "--precision", "12"]))[0]["entities"]
+    assert [(e["entity_group"], e["start"], e["end"]) for e in api] == [
+        (e["entity_group"], e["start"], e["end"]) for e in cli_out]
+    assert [e["score"] for e in api] == pytest.approx([e["score"] for e in cli_out], abs=1e-9)
+
+
+def test_api_checks_pairs_labels_and_task_names(cls_dir, pretraining_dir):
+    import bertcli
+    from bertcli.errors import UsageError
+
+    lm = load_model(cls_dir, "classify", "cpu")
+    with pytest.raises(UsageError, match="^2 texts but 1 second texts: pairs need one of each$"):
+        bertcli.classify(lm, ["x", "y"], text_pairs=["z"])
+    with pytest.raises(UsageError, match="^--labels must give distinct, non-empty names, got x, x$"):
+        bertcli.classify(lm, ["x"], labels=["x", "x"])
+    with pytest.raises(UsageError, match="^2 texts but 1 second texts"):
+        bertcli.nsp(load_model(pretraining_dir, "nsp", "cpu"), ["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="^unknown task 'sentimental': use one of fill-mask, nsp, classify, ner, "
+                                         r"encoder \(or sentiment\)$"):
+        load_model(cls_dir, "sentimental")
+    # "sentiment" is a classify model
+    assert bertcli.classify(load_model(cls_dir, "sentiment", "cpu"), ["x"]) == bertcli.classify(lm, ["x"])
+
+
+def test_ner_jsonl_without_tokens_names_the_missing_field(ner_dir, tmp_path):
+    f = tmp_path / "cl.jsonl"
+    f.write_text('{"text": "good", "label": "pos"}\n')
+    res = invoke(["evaluate", "-m", ner_dir, "--data", f])
+    assert res.exit_code == 1
+    assert res.stderr == (f"Error: {f}, line 1: missing field 'tokens' (the object has text, label); "
+                          "NER JSONL needs a list of tokens and a list of tags per line\n")

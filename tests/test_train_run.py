@@ -326,3 +326,20 @@ def test_bf16_autocast_on_cpu_saves_float32(encoder_dir, sentiment, tmp_path):
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
     assert json.loads((tmp_path / "out" / "training_args.json").read_text())["dtype"] == "bfloat16"
     assert {str(v.dtype) for v in load_file(str(tmp_path / "out" / "model.safetensors")).values()} == {"torch.float32"}
+
+
+def test_a_tie_on_the_selection_metric_goes_to_the_lower_loss(encoder_dir, tmp_path):
+    """Trainer keeps the earliest of equal-accuracy checkpoints; bertcli breaks the tie by
+    evaluation loss, so a run whose accuracy saturates early keeps its later training."""
+    rows = [("good", "pos"), ("bad", "neg")] * 16
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\n" + "".join(f"{t} {t}\t{lab}\n" for t, lab in rows))
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence\tlabel\ngood\tpos\nbad\tneg\ngood good good\tpos\nbad bad\tneg\n")
+    res = train_classify(encoder_dir, train, tmp_path / "out", dev, options=opts(epochs=6, eval_steps=4))
+    top = max(e["accuracy"] for e in res.evaluations)
+    ties = [e for e in res.evaluations if e["accuracy"] == top]
+    assert top == 1.0 and len(ties) >= 2, res.evaluations  # the case under test happened
+    assert res.best_step == min(ties, key=lambda e: e["loss"])["step"] != ties[0]["step"]
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["best_step"] == res.best_step

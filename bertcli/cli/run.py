@@ -14,6 +14,11 @@ from ..io.resume import check_precision, prepare_resume, skip_done
 from .output import compose, make_writer, progress_callback, write_results
 
 
+#: the key every output record of a command carries (how --resume tells its own file)
+_RESULT_KEY = {"classify": "label", "sentiment": "sentiment", "fill-mask": "predictions", "ner": "entities",
+               "nsp": "is_next"}
+
+
 def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: list[str], rows_of: Callable,
                   pairs: bool = False, default: str | None = None, transform=None, prepare=None) -> None:
     """Read records, load the model, stream results, write them.
@@ -44,6 +49,12 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
         if fmt not in (None, "jsonl"):
             raise click.UsageError("--resume continues a JSONL file; drop --format or use --format jsonl")
         done, last = prepare_resume(resume)
+        command = default or task
+        key = _RESULT_KEY.get(command)
+        if last is not None and key and key not in last:
+            # another command's results: their records lack this command's result key
+            raise InputError(f"cannot resume '{resume}': its records have no '{key}', so another command "
+                             f"wrote them, not '{command}'", "resume with the command that wrote the file")
         check_precision(resume, params.get("precision", 6))
         records = skip_done(records, done, last, resume, lambda rec: compose(rec, {}, pairs),
                             fields=(params.get("field", "text"),

@@ -81,6 +81,9 @@ def _options(params: dict):
     kw = {k: params.pop(k) for k in _OPTION_FIELDS}
     if kw["merge"] and not kw["lora"]:
         raise click.UsageError("--merge needs --lora R")
+    if kw["freeze_encoder"] and kw["lora"]:
+        raise click.UsageError("--freeze-encoder and --lora exclude each other: LoRA already keeps the encoder "
+                               "weights fixed")
     return TrainOptions(**kw, command="bertcli " + " ".join(sys.argv[1:]))
 
 
@@ -202,7 +205,8 @@ def _run(fn, params, *args, **kw):
         rep.stop()
     if not rep.quiet:
         best = ", ".join(f"{k} {_cell(v)}" for k, v in result.metrics.items() if not isinstance(v, (dict, list)))
-        click.echo(f"Done: {result.global_step} steps; {result.output_dir}" + (f"; best: {best}" if best else ""),
+        saved = f" (step {result.best_step}, the weights saved)" if result.best_step is not None else ""
+        click.echo(f"Done: {result.global_step} steps; {result.output_dir}" + (f"; best{saved}: {best}" if best else ""),
                    err=True)
     return result
 

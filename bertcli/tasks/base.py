@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .. import batching
+from ..errors import UsageError
 from ..io.readers import Record
 
 
@@ -70,7 +71,12 @@ def encode_texts(tokenizer, texts: list[str], pairs: list[str] | None, max_lengt
     truncated with the ``longest_first`` strategy (the transformers default for pairs).
     ``keep`` names extra tokenizer outputs (e.g. ``offset_mapping``, asked for through
     ``kwargs``) copied into ``Feature.extra``.
+
+    Raises:
+        UsageError: ``pairs`` is not one second text per text.
     """
+    if pairs is not None and len(pairs) != len(texts):
+        raise UsageError(f"{len(texts)} texts but {len(pairs)} second texts: pairs need one of each")
     enc = tokenizer(texts, pairs, add_special_tokens=True, truncation=False, return_attention_mask=False,
                     return_token_type_ids=True, **kwargs)
     too_long = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > max_length]

@@ -37,6 +37,8 @@ def label_names(config, override: list[str] | None = None) -> list[str]:
     """
     n = config.num_labels
     if override:
+        if any(not str(x).strip() for x in override) or len(set(override)) != len(override):
+            raise UsageError(f"--labels must give distinct, non-empty names, got {', '.join(map(str, override))}")
         if len(override) != n:
             raise UsageError(f"--labels gives {len(override)} names but the model has {n} outputs")
         return list(override)

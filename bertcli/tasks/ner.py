@@ -431,7 +431,7 @@ def default_aggregation(lm) -> str:
     return agg if agg in ("none", "simple", "first", "average", "max") else "simple"
 
 
-def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = None,
+def ner(lm, texts: list[str], aggregation: str | None = None, stride: int | None = None,
         ignore_labels: Iterable[str] | None = ("O",), opts: StreamOptions | None = None) -> list[dict]:
     """Find entities in texts.
 
@@ -440,7 +440,8 @@ def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = 
             ``forward`` gives ``(batch, seq_len, num_labels)`` logits.
         texts: the texts; any length (long ones are windowed, never truncated).
         aggregation: ``none``, ``simple``, ``first``, ``average`` or ``max`` (the
-            pipeline's ``aggregation_strategy``; see the module docstring).
+            pipeline's ``aggregation_strategy``; see the module docstring); None: the
+            model's own (:func:`default_aggregation`), as the ``ner`` command does.
         stride: overlap in tokens between consecutive windows of a long text; default
             ``max_length // 4``.
         ignore_labels: labels/entity groups left out (None: ``("O",)``, as the pipeline).
@@ -458,7 +459,7 @@ def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = 
         TypeError: ``texts`` is a single ``str`` (pass ``[text]``).
         ModelError: the model's ``max_length`` leaves no room for text.
     """
-    agg = check_aggregation(aggregation)
+    agg = check_aggregation(aggregation if aggregation is not None else default_aggregation(lm))
     stride = resolve_stride(lm, stride)
     ignore = ("O",) if ignore_labels is None else tuple(ignore_labels)
     labels = label_names(lm.config)
@@ -482,7 +483,7 @@ def ner(lm, texts: list[str], aggregation: str = "simple", stride: int | None = 
     return results
 
 
-def stream(lm, records: Iterable[Record], aggregation: str = "simple", stride: int | None = None,
+def stream(lm, records: Iterable[Record], aggregation: str | None = None, stride: int | None = None,
            opts: StreamOptions | None = None, ignore_labels: Iterable[str] | None = ("O",)
            ) -> Iterator[tuple[Record, dict | None]]:
     """Run :func:`ner` over a record stream; yields ``(record, result)`` in input order
@@ -492,7 +493,7 @@ def stream(lm, records: Iterable[Record], aggregation: str = "simple", stride: i
         UsageError: as :func:`ner`, before any record is read.
     """
     opts = opts or StreamOptions()
-    agg = check_aggregation(aggregation)
+    agg = check_aggregation(aggregation if aggregation is not None else default_aggregation(lm))
     stride = resolve_stride(lm, stride)  # fail before reading input
 
     def window(recs: list[Record]) -> list[dict]:

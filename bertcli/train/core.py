@@ -303,6 +303,21 @@ def _make_trainer_class():
         _micro_steps = 0
         _masked_rows = False
 
+        def _determine_best_metric(self, metrics, trial):
+            # Trainer keeps the earliest checkpoint on a tie of the selection metric, which
+            # on a small evaluation set (accuracy 1.0 at step 10 and at step 60) throws away
+            # the rest of the run. Here a tie goes to the lower evaluation loss. The best
+            # checkpoint's loss is read back from log_history, so a resumed run decides alike.
+            name = self.args.metric_for_best_model
+            key = name if not name or name.startswith("eval_") else f"eval_{name}"
+            best, loss = self.state.best_metric, metrics.get("eval_loss")
+            if key and key != "eval_loss" and best is not None and metrics.get(key) == best and loss is not None:
+                best_loss = next((h["eval_loss"] for h in self.state.log_history
+                                  if h.get("step") == self.state.best_global_step and "eval_loss" in h), None)
+                if best_loss is not None and loss < best_loss:
+                    self.state.best_metric = float("-inf") if self.args.greater_is_better else float("inf")
+            return super()._determine_best_metric(metrics, trial)
+
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
             # One host sync per micro-batch: cheap next to a BERT forward/backward, and it

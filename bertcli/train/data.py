@@ -661,6 +661,9 @@ def _ner_jsonl(src, lines, tokens_field, tags_field, tag_names) -> list[NerSente
         tk = obj.get(tokens_field)
         tgf = tags_field or next((k for k in ("tags", "ner_tags", "labels") if k in obj), "tags")
         tg = obj.get(tgf)
+        if tokens_field not in obj:
+            raise _err(src, n, f"missing field '{tokens_field}' (the object has {', '.join(map(str, obj)) or 'no fields'})",
+                       "NER JSONL needs a list of tokens and a list of tags per line")
         if not isinstance(tk, list) or not all(isinstance(t, str) for t in tk):
             raise _err(src, n, f"field '{tokens_field}' must be a list of strings")
         if not isinstance(tg, list):
