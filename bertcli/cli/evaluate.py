@@ -35,7 +35,8 @@ from .options import check_device
 def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed, fmt, precision, **read_kw):
     """Evaluate a model: accuracy/macro-F1 with per-label P/R/F1 and a confusion matrix
     (classify), entity-level P/R/F1 per type (ner, conlleval semantics), or MLM loss,
-    perplexity and top-1/top-5 accuracy (mlm).
+    perplexity and top-1/top-5 accuracy, plus NSP accuracy when the model has an NSP
+    head and the data has two or more documents (mlm).
 
     \b
     Examples:
