@@ -187,3 +187,37 @@ def test_default_text_field_message_unchanged(cls_dir, tmp_path):
     assert run(["classify", "-m", cls_dir, "-i", a, "-o", out]).exit_code == 0
     cut(out, out, 2)
     refused(run(["classify", "-m", cls_dir, "-i", b, "--resume", out]), out, 2, "text", "two", "text", "zwei")
+
+
+def test_field_renamed_past_an_existing_input_name_resumes_the_same_input(cls_dir, tmp_path):
+    """Input with both ``label`` and ``input_label``: the text field ``label`` is written as
+    ``input_input_label``; resuming the same input must find it there (it was refused)."""
+    recs = [{"label": f"good movie {i}", "input_label": f"gold {i}"} for i in range(6)]
+    a = jsonl(tmp_path / "a.jsonl", recs)
+    b = jsonl(tmp_path / "b.jsonl", [dict(r, label=f"bad movie {i}") for i, r in enumerate(recs)])
+    full = tmp_path / "full.jsonl"
+    base = ["classify", "-m", cls_dir, "--field", "label", "-q"]
+    assert run([*base, "-i", a, "-o", full]).exit_code == 0
+    first = json.loads(full.read_text().splitlines()[0])
+    assert (first["input_label"], first["input_input_label"]) == ("gold 0", "good movie 0")
+    part = cut(full, tmp_path / "part.jsonl", 4)
+    res = run([*base, "-i", a, "--resume", part])
+    assert res.exit_code == 0, res.output
+    assert part.read_bytes() == full.read_bytes()
+    part = cut(full, tmp_path / "part2.jsonl", 4)
+    refused(run([*base, "-i", b, "--resume", part]), part, 4, "input_input_label", "good movie 3", "label",
+            "bad movie 3")
+
+
+@pytest.mark.parametrize("cmd, model, args", [
+    ("classify", "cls_dir", ["x"]), ("sentiment", "cls_dir", ["x"]), ("ner", "ner_dir", ["Paris"]),
+    ("fill-mask", "mlm_dir", ["a [MASK] b"]), ("nsp", "pretraining_dir", ["A", "B"]),
+])
+def test_declared_result_keys_are_what_each_command_writes(request, cmd, model, args):
+    """--resume predicts renamed input fields from RESULT_KEYS: it must be exactly what is written."""
+    from bertcli.cli.run import RESULT_KEYS
+
+    res = run([cmd, *args, "-m", request.getfixturevalue(model), "-f", "jsonl"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.stdout.splitlines()[0])
+    assert tuple(k for k in rec if k not in ("text", "text_pair")) == RESULT_KEYS[cmd]

@@ -84,21 +84,37 @@ def make_writer(fmt: str | None, precision: int, columns: list[str], rows_of, st
     return JsonlWriter(out, precision)
 
 
+def input_names(fields, result_keys) -> dict[str, str]:
+    """The key each input field is written under beside results with ``result_keys``: its own
+    name, or, when a result key takes it, ``input_<name>`` (``input_input_<name>`` and so on
+    while that is taken too), so chaining commands loses no field. ``compose`` writes by it
+    and ``--resume`` reads by it (:func:`bertcli.io.resume.check_last`)."""
+    rk = list(result_keys)
+    names = {k: k for k in fields}
+    used = set(names)
+    for k in rk:
+        if names.get(k) == k:
+            new = f"input_{k}"
+            while new in used or new in rk:
+                new = f"input_{new}"
+            used.discard(k)
+            used.add(new)
+            names[k] = new
+    return names
+
+
 def compose(rec: Record, result: dict, pairs: bool = False, collisions: set | None = None) -> dict:
     """The output record: input fields (JSONL/CSV) or the text, then the results beside them.
 
-    A result key that collides with an input field wins; the input value moves to
-    ``input_<key>`` (reported once through ``collisions``), or ``input_input_<key>``
-    and so on while that name is taken too, so chaining commands loses no field.
+    A result key that collides with an input field wins; the input value moves to the name
+    :func:`input_names` gives (reported once through ``collisions``).
     """
     if rec.fields is not None:
-        out = dict(rec.fields)
-        for k in result:
-            if k in out:
-                new = f"input_{k}"
-                while new in out or new in result:
-                    new = f"input_{new}"
-                out[new] = out.pop(k)
+        names = input_names(rec.fields, result)
+        out = {k: v for k, v in rec.fields.items() if names[k] == k}
+        for k in result:  # renamed fields follow the others, in result order
+            if names.get(k, k) != k:
+                out[names[k]] = rec.fields[k]
                 if collisions is not None:
                     collisions.add(k)
     else:

@@ -11,12 +11,15 @@ import click
 from ..errors import InputError, ModelError, UsageError
 from ..io.readers import iter_input
 from ..io.resume import check_precision, prepare_resume, skip_done
-from .output import compose, make_writer, progress_callback, write_results
+from .output import compose, input_names, make_writer, progress_callback, write_results
 
 
-#: the key every output record of a command carries (how --resume tells its own file)
-_RESULT_KEY = {"classify": "label", "sentiment": "sentiment", "fill-mask": "predictions", "ner": "entities",
-               "nsp": "is_next"}
+#: the result keys of each command's output records, in order (the first one tells --resume
+#: a command's own file; the rest say which input fields were renamed beside them)
+RESULT_KEYS = {"classify": ("label", "score", "labels", "truncated"),
+               "sentiment": ("sentiment", "label", "score", "labels", "truncated"),
+               "fill-mask": ("predictions", "truncated"), "ner": ("entities", "truncated"),
+               "nsp": ("is_next", "score", "truncated")}
 
 
 def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: list[str], rows_of: Callable,
@@ -50,13 +53,19 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
             raise click.UsageError("--resume continues a JSONL file; drop --format or use --format jsonl")
         done, last = prepare_resume(resume)
         command = default or task
-        key = _RESULT_KEY.get(command)
-        if last is not None and key and key not in last:
+        result_keys = RESULT_KEYS[command]
+        key = result_keys[0]
+        if last is not None and key not in last:
             # another command's results: their records lack this command's result key
             raise InputError(f"cannot resume '{resume}': its records have no '{key}', so another command "
                              f"wrote them, not '{command}'", "resume with the command that wrote the file")
         check_precision(resume, params.get("precision", 6))
-        records = skip_done(records, done, last, resume, lambda rec: compose(rec, {}, pairs),
+        def expect(rec):  # input field -> (key it is written under, value), as compose writes it
+            src = rec.fields if rec.fields is not None else compose(rec, {}, pairs)
+            names = input_names(src, result_keys)
+            return {k: (names[k], v) for k, v in src.items()}
+
+        records = skip_done(records, done, last, resume, expect,
                             fields=(params.get("field", "text"),
                                     (params.get("field_b") or "text_pair") if pairs else None))
         out_path = resume

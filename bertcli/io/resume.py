@@ -58,7 +58,8 @@ def skip_done(records: Iterator[Record], done: int, last: dict | None, out_name:
     """Skip the first ``done`` good records (bad ones wrote no output line); check the last
     skipped one against ``last``; yield the rest unchanged.
 
-    ``compose(record)`` gives the input-side fields of the output record for the check.
+    ``compose(record)`` describes the input side of its output record for the check (see
+    :func:`check_last`).
     ``fields`` names the input fields the text(s) came from (``--field``, ``--field-b``;
     None entries are ignored): they are compared after ``id`` and before the other
     :data:`CHECK_KEYS`, and must be in the written record wherever the input record has
@@ -85,53 +86,34 @@ def skip_done(records: Iterator[Record], done: int, last: dict | None, out_name:
 
 def check_last(last: dict, expect: dict, n: int, out_name: str, fields: Iterable[str] = ()) -> None:
     """Check that ``last``, the ``n``-th record written to ``out_name``, was written from the
-    input record whose input-side output fields are ``expect``.
+    input record described by ``expect``: input field name -> ``(key it is written under,
+    value)`` (the key from :func:`bertcli.cli.output.input_names`, so a field renamed
+    ``input_<name>`` beside a result key is looked up there).
 
     Compared, in order: ``id``, then ``fields`` (the fields the texts came from), then the
-    other :data:`CHECK_KEYS`, each only where ``expect`` has it. An input field that
-    collided with a result key was written as ``input_<name>`` (see
-    :func:`bertcli.cli.output.compose`), and is looked up there. A key of ``fields``
-    missing from ``last`` altogether is a mismatch (the same input and options always
-    write it); a missing :data:`CHECK_KEYS` key is not checked.
+    other :data:`CHECK_KEYS`, each only where the input has it. A key of ``fields`` missing
+    from ``last`` is a mismatch (the same input and options always write it); a missing
+    :data:`CHECK_KEYS` key is not checked.
 
     Raises:
         InputError: ``Error: cannot resume 'FILE': its record N has KEY=... but input
-            record N has FIELD=...; is this the same input?`` (``KEY`` is ``FIELD``, or
-            ``input_FIELD`` where it was renamed), or ``... its record N has no KEY ...``.
+            record N has FIELD=...; is this the same input?``, or ``... its record N has
+            no KEY ...``.
     """
     fields = tuple(fields)
-    keys = dict.fromkeys(("id", *fields, *CHECK_KEYS))  # ordered, without duplicates
-    for k in keys:
+    for k in dict.fromkeys(("id", *fields, *CHECK_KEYS)):  # ordered, without duplicates
         if k not in expect:
             continue
-        want = expect[k]
-        written = _written_key(k, expect, last)
-        if written is None:
-            if k not in fields:
-                continue
-            raise InputError(f"cannot resume '{out_name}': its record {n} has no {k} but input "
-                             f"record {n} has {k}={_short(want)}", "is this the same input?")
-        if last[written] != want and not (written == k and last.get(f"input_{k}", _MISSING) == want):
+        written, want = expect[k]
+        if written not in last:
+            if k in fields:
+                raise InputError(f"cannot resume '{out_name}': its record {n} has no {written} but input "
+                                 f"record {n} has {k}={_short(want)}", "is this the same input?")
+            continue
+        if last[written] != want:
             raise InputError(
                 f"cannot resume '{out_name}': its record {n} has {written}={_short(last[written])} but input "
                 f"record {n} has {k}={_short(want)}", "is this the same input?")
-
-
-_MISSING = object()
-
-
-def _written_key(k: str, expect: dict, last: dict) -> str | None:
-    """The key of ``last`` that holds the input field ``k``: ``input_<k>`` where ``k`` collided
-    with a result key (the input has no ``input_<k>`` of its own, yet the record has one),
-    else ``k``; None when the record has neither.
-
-    When the input has both ``k`` and ``input_<k>``, ``k`` is returned and the caller also
-    accepts the value under ``input_<k>`` (where a collision overwrote it with ``k``'s).
-    """
-    renamed = f"input_{k}"
-    if renamed in last and renamed not in expect:
-        return renamed
-    return k if k in last else None
 
 
 #: bytes read from the end of the file to judge the precision it was written with.
