@@ -51,6 +51,5 @@ def ner_cmd(texts, aggregation, stride, **params):
     from ..tasks import ner as task
 
     run_inference(task="ner", texts=texts, params=params,
-                  stream=lambda lm, recs, opts: task.stream(lm, recs, aggregation or task.default_aggregation(lm),
-                                                            stride, opts),
+                  stream=lambda lm, recs, opts: task.stream(lm, recs, aggregation or None, stride, opts),
                   columns=["text", "entity", "word", "span", "score"], rows_of=_rows)

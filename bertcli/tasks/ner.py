@@ -431,6 +431,11 @@ def default_aggregation(lm) -> str:
     return agg if agg in ("none", "simple", "first", "average", "max") else "simple"
 
 
+def resolve_aggregation(lm, aggregation: str | None) -> str:
+    """``aggregation`` checked (:func:`check_aggregation`), or the model's own when None."""
+    return check_aggregation(aggregation if aggregation is not None else default_aggregation(lm))
+
+
 def ner(lm, texts: list[str], aggregation: str | None = None, stride: int | None = None,
         ignore_labels: Iterable[str] | None = ("O",), opts: StreamOptions | None = None) -> list[dict]:
     """Find entities in texts.
@@ -459,7 +464,7 @@ def ner(lm, texts: list[str], aggregation: str | None = None, stride: int | None
         TypeError: ``texts`` is a single ``str`` (pass ``[text]``).
         ModelError: the model's ``max_length`` leaves no room for text.
     """
-    agg = check_aggregation(aggregation if aggregation is not None else default_aggregation(lm))
+    agg = resolve_aggregation(lm, aggregation)
     stride = resolve_stride(lm, stride)
     ignore = ("O",) if ignore_labels is None else tuple(ignore_labels)
     labels = label_names(lm.config)
@@ -493,7 +498,7 @@ def stream(lm, records: Iterable[Record], aggregation: str | None = None, stride
         UsageError: as :func:`ner`, before any record is read.
     """
     opts = opts or StreamOptions()
-    agg = check_aggregation(aggregation if aggregation is not None else default_aggregation(lm))
+    agg = resolve_aggregation(lm, aggregation)
     stride = resolve_stride(lm, stride)  # fail before reading input
 
     def window(recs: list[Record]) -> list[dict]:
