@@ -4,7 +4,8 @@ Why: importing transformers costs 1-2.5 s per process, which dominates a shell
 one-liner, and its model classes compute the vocabulary projection and padding we do
 not need. This module rebuilds the same network from the same weights (the
 Hugging Face parameter names) and is checked against transformers to 1e-5 in
-``tests/test_native.py``.
+``tests/test_native.py`` (BERT, RoBERTa) and ``tests/test_native_families.py`` (DistilBERT,
+ELECTRA).
 
 Architecture (Devlin et al. 2019, section 3; Vaswani et al. 2017): embeddings
 (word + position + token type, LayerNorm), N post-LN Transformer layers (multi-head
@@ -16,6 +17,19 @@ task head. Families:
   sequence classification.
 * ``roberta``/``xlm-roberta``/``camembert``: positions start at ``padding_idx + 1`` and
   skip padding (fairseq convention); classification head ``out_proj(tanh(dense(h_<s>)))``.
+* ``distilbert`` (Sanh et al. 2019; transformers' ``DistilBertModel``): the same post-LN
+  layer under other names (``q_lin``/``k_lin``/``v_lin``/``out_lin``, ``sa_layer_norm``,
+  ``ffn.lin1``/``lin2``, ``output_layer_norm``) and config keys (``dim``, ``n_layers``,
+  ``n_heads``, ``hidden_dim``, ``activation``: see :func:`native_config`); no token types;
+  the position table is a stored weight (sinusoidal or learned alike). Classification
+  head ``classifier(relu(pre_classifier(h_[CLS])))``; masked LM ``vocab_projector(
+  vocab_layer_norm(act(vocab_transform(h))))``; no NSP head.
+* ``electra`` (Clark et al. 2020; transformers' ``ElectraModel``): BERT's layer and names;
+  embeddings of ``embedding_size`` (may be smaller than ``hidden_size``), then
+  ``embeddings_project`` (E -> H) after the embedding LayerNorm. Classification head
+  ``out_proj(gelu(dense(h_[CLS])))`` (``ElectraClassificationHead``: GELU, not tanh; no
+  pooler); masked LM (the generator, ``ElectraForMaskedLM``) ``generator_lm_head(LayerNorm(
+  gelu(dense(h))))`` with dense H -> E and the (V, E) head tied to the word embeddings.
 
 Anything else (or an unknown parameter layout) falls back to transformers' classes.
 
@@ -49,7 +63,16 @@ HEAD_TILE = 64
 #: tasks whose head reads a few rows (first token, [MASK] rows): their last layer runs
 #: after attention on those rows only (:meth:`Layer.forward_rows`).
 ROW_TASKS = ("classify", "nsp", "fill-mask")
-FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta"}
+FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta",
+            "distilbert": "distilbert", "electra": "electra"}
+#: family -> (the layer that reads the first token for classify, its activation): BERT's
+#: pooler (BertForSequenceClassification), RobertaClassificationHead's dense + tanh,
+#: DistilBertForSequenceClassification's pre_classifier + ReLU, ElectraClassificationHead's
+#: dense + GELU (transformers hard-codes ``get_activation("gelu")`` there).
+CLS_HEAD = {"bert": ("pooler", "tanh"), "roberta": ("cls_dense", "tanh"), "distilbert": ("cls_dense", "relu"),
+            "electra": ("cls_dense", "gelu")}
+#: families with an NSP head in transformers (BertForNextSentencePrediction)
+NSP_FAMILIES = ("bert",)
 #: hidden_act -> (torch function, oneDNN post-op name, its algorithm): transformers' ACT2FN
 #: names; the oneDNN post-ops compute the same functions (checked in tests/test_kernels.py).
 _ACTS = {
@@ -64,11 +87,49 @@ _ACTS = {
 }
 
 
+#: transformers' defaults (DistilBertConfig, ElectraConfig) for the keys the encoder reads,
+#: where a config.json leaves them out.
+_DISTILBERT_DEFAULTS = {"vocab_size": 30522, "max_position_embeddings": 512, "n_layers": 6, "n_heads": 12,
+                        "dim": 768, "hidden_dim": 4 * 768, "activation": "gelu", "pad_token_id": 0}
+_ELECTRA_DEFAULTS = {"vocab_size": 30522, "embedding_size": 128, "hidden_size": 256, "num_hidden_layers": 12,
+                     "num_attention_heads": 4, "intermediate_size": 1024, "hidden_act": "gelu",
+                     "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+                     "pad_token_id": 0}
+
+
+def native_config(cfg: dict) -> dict:
+    """``cfg`` (a config.json dict) with BERT's key names for what the encoder reads.
+
+    DistilBERT (``DistilBertConfig``): ``dim`` -> ``hidden_size``, ``n_layers`` ->
+    ``num_hidden_layers``, ``n_heads`` -> ``num_attention_heads``, ``hidden_dim`` ->
+    ``intermediate_size``, ``activation`` -> ``hidden_act``; ``layer_norm_eps`` 1e-12 (fixed
+    in ``DistilBertModel``); ``type_vocab_size`` 0 (no token types); ``embedding_size`` =
+    ``hidden_size``. ELECTRA (``ElectraConfig``): its defaults for missing keys. Other
+    families: ``embedding_size`` = ``hidden_size``, the rest as given.
+    """
+    mt = cfg.get("model_type")
+    if mt == "distilbert":
+        c = dict(_DISTILBERT_DEFAULTS, **cfg)
+        c.update(hidden_size=c["dim"], num_hidden_layers=c["n_layers"], num_attention_heads=c["n_heads"],
+                 intermediate_size=c["hidden_dim"], hidden_act=c["activation"], layer_norm_eps=1e-12,
+                 type_vocab_size=0, embedding_size=c["dim"])
+        return c
+    if mt == "electra":
+        return dict(_ELECTRA_DEFAULTS, **cfg)
+    c = dict(cfg)
+    if "hidden_size" in c:
+        c["embedding_size"] = c["hidden_size"]
+    return c
+
+
 def supported(cfg: dict) -> bool:
     """True when the native path can run this config (family, activation, absolute positions)."""
-    return (cfg.get("model_type") in FAMILIES and cfg.get("hidden_act", "gelu") in _ACTS
-            and cfg.get("position_embedding_type", "absolute") == "absolute"
-            and not cfg.get("is_decoder", False) and not cfg.get("add_cross_attention", False))
+    if cfg.get("model_type") not in FAMILIES:
+        return False
+    c = native_config(cfg)
+    return (c.get("hidden_act", "gelu") in _ACTS
+            and c.get("position_embedding_type", "absolute") == "absolute"
+            and not c.get("is_decoder", False) and not c.get("add_cross_attention", False))
 
 
 # ------------------------------------------------------------------ matrix products
@@ -249,35 +310,55 @@ class NativeEncoder(nn.Module):
     ``mask_rows`` run the last layer after attention only on the rows their head reads
     (:meth:`Layer.forward_rows`): keys and values still see every token, so the logits are
     the same (to rounding) as from the whole layer, for about 1/N_layers less work.
+
+    ``cfg`` is a config.json dict of any family in :data:`FAMILIES` (its keys normalised by
+    :func:`native_config`, kept as ``self.cfg``). Shapes, with H = ``hidden_size``, E =
+    ``embedding_size`` (H except for ELECTRA), V = ``vocab_size``, I = ``intermediate_size``:
+    word ``(V, E)``, positions ``(max_position_embeddings, E)``, token types
+    ``(type_vocab_size, E)`` (none for DistilBERT), ``emb_proj`` ``(H, E)`` when E != H;
+    per layer ``qkv`` ``(3H, H)``, ``out`` ``(H, H)``, ``ffn_in`` ``(I, H)``, ``ffn_out``
+    ``(H, I)``; classify ``pooler``/``cls_dense`` ``(H, H)`` and ``head`` ``(num_labels, H)``;
+    fill-mask ``mlm_dense`` ``(E, H)``, ``mlm_ln`` ``(E,)``, decoder ``(V, E)`` (tied to the
+    word embeddings) and ``mlm_bias`` ``(V,)``.
     """
 
     def __init__(self, cfg: dict, task: str):
         super().__init__()
+        cfg = native_config(cfg)
         self.cfg, self.task = cfg, task
         self.family = FAMILIES[cfg["model_type"]]
         h, eps = cfg["hidden_size"], cfg.get("layer_norm_eps", 1e-12)
+        e = cfg.get("embedding_size", h)
         self.act = cfg.get("hidden_act", "gelu")
         self.pad_id = cfg.get("pad_token_id", 0) if cfg.get("pad_token_id") is not None else 0
-        self.word = nn.Embedding(cfg["vocab_size"], h)
-        self.pos = nn.Embedding(cfg["max_position_embeddings"], h)
-        self.types = nn.Embedding(max(1, cfg.get("type_vocab_size", 2)), h)
-        self.emb_ln = nn.LayerNorm(h, eps=eps)
+        self.word = nn.Embedding(cfg["vocab_size"], e)
+        self.pos = nn.Embedding(cfg["max_position_embeddings"], e)
+        # DistilBERT has no token type embeddings (type_vocab_size 0)
+        self.types = nn.Embedding(max(1, cfg.get("type_vocab_size", 2)), e) \
+            if cfg.get("type_vocab_size", 2) != 0 else None
+        self.emb_ln = nn.LayerNorm(e, eps=eps)
+        # ElectraModel.embeddings_project, present only when embedding_size != hidden_size
+        self.emb_proj = nn.Linear(e, h) if e != h else None
         self.layers = nn.ModuleList(Layer(h, cfg["num_attention_heads"], cfg["intermediate_size"], eps, self.act)
                                     for _ in range(cfg["num_hidden_layers"]))
         n = int(cfg.get("num_labels") or len(cfg.get("id2label") or {}) or 2)
-        if task in ("nsp",) or (task == "classify" and self.family == "bert"):
+        self.cls_act = CLS_HEAD[self.family][1] if task == "classify" else "tanh"
+        if task in ("nsp",) or (task == "classify" and CLS_HEAD[self.family][0] == "pooler"):
             self.pooler = nn.Linear(h, h)
         if task == "nsp":
             self.head = nn.Linear(h, 2)
         elif task == "classify":
-            if self.family == "roberta":
+            if CLS_HEAD[self.family][0] == "cls_dense":
                 self.cls_dense = nn.Linear(h, h)
             self.head = nn.Linear(h, n)
         elif task == "ner":
             self.head = nn.Linear(h, n)
         elif task == "fill-mask":
-            self.mlm_dense = nn.Linear(h, h)
-            self.mlm_ln = nn.LayerNorm(h, eps=eps)
+            # BertPredictionHeadTransform and DistilBertForMaskedLM use the config's
+            # activation; RobertaLMHead and ElectraGeneratorPredictions hard-code GELU.
+            self.mlm_act = self.act if self.family in ("bert", "distilbert") else "gelu"
+            self.mlm_dense = nn.Linear(h, e)
+            self.mlm_ln = nn.LayerNorm(e, eps=eps)
             self.mlm_bias = nn.Parameter(torch.zeros(cfg["vocab_size"]))
             self.decoder = None  # tied to self.word unless the checkpoint has its own
 
@@ -345,12 +426,16 @@ class NativeEncoder(nn.Module):
         after attention on those positions only (:meth:`Layer.forward_rows`), and the
         states are ``(R, H)``, one row per position, in sequence order.
         """
-        if token_type_ids is None or self.types.num_embeddings == 1:
-            token_type_ids = torch.zeros_like(input_ids)
         keep = attention_mask.bool()
         lengths = keep.sum(1).tolist()
-        x = self.word(input_ids[keep]) + self.pos(self.positions(input_ids)[keep]) + self.types(token_type_ids[keep])
+        x = self.word(input_ids[keep]) + self.pos(self.positions(input_ids)[keep])
+        if self.types is not None:
+            if token_type_ids is None or self.types.num_embeddings == 1:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.types(token_type_ids[keep])
         x = self.emb_ln(x)
+        if self.emb_proj is not None:  # ELECTRA: (T, E) -> (T, H), the residual stream's dtype
+            x = tiled_linear(x, self.emb_proj).to(x.dtype)
         groups = length_groups(lengths)
         T = x.shape[0]
         pad = (-T) % TILE
@@ -385,8 +470,8 @@ class NativeEncoder(nn.Module):
         if t in ("classify", "nsp"):
             # the head reads the first token only: the last layer runs on it alone
             first, _ = self.encode(input_ids, attention_mask, token_type_ids, queries=[[0]] * B)
-            lin = self.cls_dense if t == "classify" and self.family == "roberta" else self.pooler
-            return tiled_linear(tiled_linear(first, lin, act="tanh", tile=HEAD_TILE), self.head, tile=HEAD_TILE)
+            lin = self.cls_dense if t == "classify" and CLS_HEAD[self.family][0] == "cls_dense" else self.pooler
+            return tiled_linear(tiled_linear(first, lin, act=self.cls_act, tile=HEAD_TILE), self.head, tile=HEAD_TILE)
         if t == "fill-mask" and mask_rows is not None:
             mr = mask_rows.tolist()
             order = sorted(range(len(mr)), key=lambda j: mr[j])
@@ -394,7 +479,7 @@ class NativeEncoder(nn.Module):
             for j in order:
                 queries[mr[j][0]].append(mr[j][1])
             y, _ = self.encode(input_ids, attention_mask, token_type_ids, queries=queries)
-            y = self.mlm_ln(tiled_linear(y, self.mlm_dense, act=self.act, tile=HEAD_TILE).to(y.dtype))
+            y = self.mlm_ln(tiled_linear(y, self.mlm_dense, act=self.mlm_act, tile=HEAD_TILE).to(y.dtype))
             logits = tiled_linear(y, self._decoder(), tile=HEAD_TILE)
             if order != list(range(len(mr))):
                 inv = torch.empty(len(order), dtype=torch.long)
@@ -407,7 +492,7 @@ class NativeEncoder(nn.Module):
         if t == "ner":
             return self._unpack(tiled_linear(x, self.head), lengths, L)
         # fill-mask on every position
-        y = self.mlm_ln(tiled_linear(x, self.mlm_dense, act=self.act).to(x.dtype))
+        y = self.mlm_ln(tiled_linear(x, self.mlm_dense, act=self.mlm_act).to(x.dtype))
         return self._unpack(tiled_linear(y, self._decoder()), lengths, L)
 
 
@@ -422,17 +507,50 @@ class _Tied:
 # ------------------------------------------------------------------ weights
 
 def _strip_name(k: str) -> str:
-    for p in ("bert.", "roberta.", "model."):
-        if k.startswith(p) and (k[len(p):].startswith(("embeddings.", "encoder.", "pooler."))):
+    for p in ("bert.", "roberta.", "model.", "distilbert.", "electra."):
+        if k.startswith(p) and (k[len(p):].startswith(("embeddings.", "encoder.", "pooler.", "transformer.",
+                                                        "embeddings_project."))):
             k = k[len(p):]
             break
     return k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
 def _strip_prefix(sd: dict) -> dict:
-    """Drop the base-model prefix (``bert.``, ``roberta.``) so encoder keys are uniform:
+    """Drop the base-model prefix (``bert.``, ``roberta.``, ``distilbert.``, ``electra.``) so encoder keys are uniform:
     a bare ``BertModel`` and a ``BertFor...`` checkpoint name the same weight alike."""
     return {_strip_name(k): v for k, v in sd.items()}
+
+
+#: native layer part -> checkpoint name inside ``{layer prefix}{i}.``, per family
+_LAYER_NAMES = {
+    "bert": ("encoder.layer.", [("out", "attention.output.dense"), ("ln1", "attention.output.LayerNorm"),
+                                ("ffn_in", "intermediate.dense"), ("ffn_out", "output.dense"),
+                                ("ln2", "output.LayerNorm")]),
+    # transformers' DistilBertModel: TransformerBlock
+    "distilbert": ("transformer.layer.", [("out", "attention.out_lin"), ("ln1", "sa_layer_norm"),
+                                          ("ffn_in", "ffn.lin1"), ("ffn_out", "ffn.lin2"),
+                                          ("ln2", "output_layer_norm")]),
+}
+#: the fused QKV projection's sources: (inside the layer, query/key/value names)
+_QKV_NAMES = {"bert": ("attention.self.", ("query", "key", "value")),
+              "distilbert": ("attention.", ("q_lin", "k_lin", "v_lin"))}
+#: fill-mask head names per family: (dense, LayerNorm, decoder weight, decoder bias candidates)
+_MLM_NAMES = {
+    "bert": ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm",
+             "cls.predictions.decoder.weight", ["cls.predictions.bias", "cls.predictions.decoder.bias"]),
+    "roberta": ("lm_head.dense", "lm_head.layer_norm", "lm_head.decoder.weight",
+                ["lm_head.bias", "lm_head.decoder.bias"]),
+    "distilbert": ("vocab_transform", "vocab_layer_norm", "vocab_projector.weight", ["vocab_projector.bias"]),
+    "electra": ("generator_predictions.dense", "generator_predictions.LayerNorm", "generator_lm_head.weight",
+                ["generator_lm_head.bias"]),
+}
+
+
+def _layer_names(family: str):
+    """(layer prefix, [(native part, checkpoint part)]) and the QKV sources of ``family``:
+    RoBERTa and ELECTRA layers are BERT's (``RobertaLayer``/``ElectraLayer`` copy ``BertLayer``)."""
+    f = "distilbert" if family == "distilbert" else "bert"
+    return _LAYER_NAMES[f], _QKV_NAMES[f]
 
 
 def _mapping(model: NativeEncoder) -> dict[str, list[str]]:
@@ -442,11 +560,12 @@ def _mapping(model: NativeEncoder) -> dict[str, list[str]]:
         "pos.weight": ["embeddings.position_embeddings.weight"],
         "types.weight": ["embeddings.token_type_embeddings.weight"],
         "emb_ln.weight": ["embeddings.LayerNorm.weight"], "emb_ln.bias": ["embeddings.LayerNorm.bias"],
+        "emb_proj.weight": ["embeddings_project.weight"], "emb_proj.bias": ["embeddings_project.bias"],
     }
+    (prefix, parts), _ = _layer_names(model.family)
     for i in range(len(model.layers)):
-        p, q = f"layers.{i}.", f"encoder.layer.{i}."
-        for a, b in [("out", "attention.output.dense"), ("ln1", "attention.output.LayerNorm"),
-                     ("ffn_in", "intermediate.dense"), ("ffn_out", "output.dense"), ("ln2", "output.LayerNorm")]:
+        p, q = f"layers.{i}.", f"{prefix}{i}."
+        for a, b in parts:
             for s in ("weight", "bias"):
                 m[f"{p}{a}.{s}"] = [f"{q}{b}.{s}"]
     for s in ("weight", "bias"):
@@ -458,21 +577,20 @@ def _mapping(model: NativeEncoder) -> dict[str, list[str]]:
         elif t == "ner":
             m[f"head.{s}"] = [f"classifier.{s}"]
         elif t == "classify":
-            if fam == "roberta":
+            if fam in ("roberta", "electra"):  # RobertaClassificationHead, ElectraClassificationHead
                 m[f"cls_dense.{s}"] = [f"classifier.dense.{s}"]
                 m[f"head.{s}"] = [f"classifier.out_proj.{s}"]
+            elif fam == "distilbert":  # DistilBertForSequenceClassification
+                m[f"cls_dense.{s}"] = [f"pre_classifier.{s}"]
+                m[f"head.{s}"] = [f"classifier.{s}"]
             else:
                 m[f"head.{s}"] = [f"classifier.{s}"]
         elif t == "fill-mask":
-            if fam == "roberta":
-                m[f"mlm_dense.{s}"] = [f"lm_head.dense.{s}"]
-                m[f"mlm_ln.{s}"] = [f"lm_head.layer_norm.{s}"]
-            else:
-                m[f"mlm_dense.{s}"] = [f"cls.predictions.transform.dense.{s}"]
-                m[f"mlm_ln.{s}"] = [f"cls.predictions.transform.LayerNorm.{s}"]
+            dense, ln, _, _ = _MLM_NAMES[fam]
+            m[f"mlm_dense.{s}"] = [f"{dense}.{s}"]
+            m[f"mlm_ln.{s}"] = [f"{ln}.{s}"]
     if t == "fill-mask":
-        m["mlm_bias"] = ["cls.predictions.bias", "cls.predictions.decoder.bias", "lm_head.bias",
-                         "lm_head.decoder.bias"]
+        m["mlm_bias"] = _MLM_NAMES[fam][3]
     return m
 
 
@@ -484,19 +602,25 @@ def load_state(model: NativeEncoder, sd: dict, path: Path, head_name: str, hint:
 
     Raises:
         ModelError: an encoder weight is missing or has the wrong shape, or the task head
-            is missing (naming it and the command that trains one).
+            is missing (naming it and the command that trains one), or the task is nsp
+            and the family has no NSP head in transformers (DistilBERT, ELECTRA, RoBERTa).
     """
+    if model.task == "nsp" and model.family not in NSP_FAMILIES:
+        # as the transformers path says it (no AutoModelForNextSentencePrediction class)
+        raise ModelError(f"'{path}' ({model.cfg.get('model_type')}) has no {head_name} architecture in transformers",
+                         "this model type cannot run 'nsp'")
     sd = _strip_prefix(sd)
     own = dict(model.named_parameters())
     missing_head, missing = [], []
+    (prefix, _), (qkv_in, qkv_names) = _layer_names(model.family)
     with torch.no_grad():
         for i in range(len(model.layers)):
-            q = f"encoder.layer.{i}.attention.self."
+            q = f"{prefix}{i}.{qkv_in}"
             try:
-                w = torch.cat([sd[q + n + ".weight"] for n in ("query", "key", "value")])
-                b = torch.cat([sd[q + n + ".bias"] for n in ("query", "key", "value")])
+                w = torch.cat([sd[q + n + ".weight"] for n in qkv_names])
+                b = torch.cat([sd[q + n + ".bias"] for n in qkv_names])
             except KeyError:
-                missing.append(q + "query/key/value")
+                missing.append(q + "/".join(qkv_names))
                 continue
             if w.shape != own[f"layers.{i}.qkv.weight"].shape or b.shape != own[f"layers.{i}.qkv.bias"].shape:
                 raise ModelError(f"'{path}': attention weights of layer {i} have shape {tuple(w.shape)}, "
@@ -508,6 +632,10 @@ def load_state(model: NativeEncoder, sd: dict, path: Path, head_name: str, hint:
             if name not in own:
                 continue
             src = next((sd[c] for c in cands if c in sd), None)
+            if src is None and name == "pos.weight" and model.cfg.get("sinusoidal_pos_embds"):
+                # DistilBERT stores its sinusoidal table; were it left out, transformers'
+                # _init_weights would compute it (create_sinusoidal_embeddings)
+                src = sinusoidal_table(*own[name].shape)
             if src is None:
                 if name.startswith("types.") and own[name].shape[0] == 1:
                     continue
@@ -518,7 +646,7 @@ def load_state(model: NativeEncoder, sd: dict, path: Path, head_name: str, hint:
                                  f"config implies {tuple(own[name].shape)}")
             own[name].copy_(src)
         if model.task == "fill-mask":
-            dec = sd.get("cls.predictions.decoder.weight", sd.get("lm_head.decoder.weight"))
+            dec = sd.get(_MLM_NAMES[model.family][2])
             if dec is not None and not torch.equal(dec, sd.get("embeddings.word_embeddings.weight", dec)):
                 model.decoder = nn.Linear(dec.shape[1], dec.shape[0], bias=False)
                 model.decoder.weight.copy_(dec)
@@ -528,6 +656,19 @@ def load_state(model: NativeEncoder, sd: dict, path: Path, head_name: str, hint:
     if missing_head:
         raise ModelError(f"'{path}' has no {head_name} (missing weights: {', '.join(missing_head[:3])})",
                          f"it is probably a bare encoder; add and train the head with '{hint}'" if hint else None)
+
+
+def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
+    """``(n_pos, dim)`` sinusoidal positions as transformers' DistilBERT computes them
+    (``_create_sinusoidal_embeddings``): ``sin(pos / 10000^(2(j//2)/dim))`` at even j,
+    ``cos`` at odd j, computed in float64 and stored as float32."""
+    pos = torch.arange(n_pos, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    enc = pos / torch.pow(torch.tensor(10000.0, dtype=torch.float64), 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    out = torch.empty(n_pos, dim)
+    out[:, 0::2] = torch.sin(enc[:, 0::2]).float()
+    out[:, 1::2] = torch.cos(enc[:, 1::2]).float()
+    return out
 
 
 def read_safetensors(files: list[Path]) -> dict:

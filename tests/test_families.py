@@ -1,5 +1,5 @@
-"""Other BERT-family architectures: DistilBERT, ALBERT, ELECTRA (transformers path) and
-RoBERTa (native path) give the transformers pipeline's results through bertcli."""
+"""Other BERT-family architectures: ALBERT (transformers path) and RoBERTa, DistilBERT,
+ELECTRA (native path) give the transformers pipeline's results through bertcli."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from bertcli.tasks.fill_mask import fill_mask
 
 SMALL = dict(vocab_size=None, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
              max_position_embeddings=128, initializer_range=0.5)
+#: families bertcli runs on its native encoder (bertcli.native.FAMILIES)
+NATIVE = ("roberta", "distilbert", "electra")
 TEXTS = ["I loved this movie, it was wonderful.", "The food was terrible [MASK] worse.", "Café Müller in Zürich"]
 
 
@@ -57,7 +59,7 @@ def test_classify_matches_pipeline(family, cls_dir, tmp_path):
     d = _checkpoint(tmp_path, cls_dir, family, "cls", num_labels=3,
                     id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
     lm = load_model(d, "classify")
-    assert lm.native == (family == "roberta")
+    assert lm.native == (family in NATIVE)
     ours = classify(lm, TEXTS, top_k=None)
     ref = pipeline("text-classification", model=str(d), top_k=None)(TEXTS)
     for o, r in zip(ours, ref):
@@ -72,6 +74,7 @@ def test_fill_mask_matches_pipeline(family, cls_dir, tmp_path):
 
     d = _checkpoint(tmp_path, cls_dir, family, "mlm")
     lm = load_model(d, "fill-mask")
+    assert lm.native == (family in NATIVE)
     text = [TEXTS[1]]
     ours = fill_mask(lm, text, top_k=5)[0]["predictions"][0]
     ref = pipeline("fill-mask", model=str(d), top_k=5)(text[0])
