@@ -11,11 +11,15 @@ ru_maxrss of a process forked from this (large) parent starts at the parent's pe
     python benchmarks/bench.py --tasks classify --dtype bfloat16 --lines 2000
     python benchmarks/bench.py --cold                # + whole-process start-up timings
     python benchmarks/bench.py --tasks none --rss     # only peak RSS streaming 2k vs 200k lines
+    python benchmarks/bench.py --tasks sst2-distilbert  # DistilBERT SST-2 classifier vs its pipeline
 
 Inputs: real English lines from ../shared/data (sst2 sentences and sentences of the
 books), one [MASK] per line for fill-mask. Models: the shipped defaults when present,
 else the all-MiniLM-L6-v2 encoder with seeded random heads (speed does not depend on
-the head's training). Useful FLOPs count real tokens only (no padding):
+the head's training). ``sst2-distilbert`` is classify on a DistilBERT laid out like
+``distilbert-base-uncased-finetuned-sst-2-english`` (the transformers pipeline's default
+sentiment model: its config.json fields, see build_distilbert_sst2()) with seeded random
+weights, run by bertcli's native encoder. Useful FLOPs count real tokens only (no padding):
 per sequence of n tokens and each layer 2*n*(4H^2 + 2HI) + 4*n^2*H, plus the MLM head
 on mask rows for fill-mask. The peak is the best fp32 GEMM rate torch reaches here.
 """
@@ -38,7 +42,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
-TASKS = ("fill-mask", "classify", "ner", "nsp")
+TASKS = ("fill-mask", "classify", "ner", "nsp", "sst2-distilbert")
+#: bench rows that run another row's bertcli task on their own model
+KIND = {"sst2-distilbert": "classify"}
+W = max(len(t) for t in TASKS)  # task column width
 PIPE = {"fill-mask": "fill-mask", "classify": "text-classification", "ner": "token-classification"}
 
 
@@ -76,8 +83,9 @@ def masked(lines: list[str], mask: str = "[MASK]", seed: int = 0) -> list[str]:
     return out
 
 
-def build_models(root: Path) -> dict[str, Path]:
-    """One full (merged) checkpoint per task, saved as safetensors, that both sides load.
+def build_models(root: Path, only=None) -> dict[str, Path]:
+    """One full (merged) checkpoint per task (of ``only``, when given), saved as safetensors,
+    that both sides load.
 
     The shipped defaults when present (fill-mask and nsp: ``pretraining``, classify:
     ``sentiment``, ner: ``ner``), merged from their LoRA adapters by the transformers
@@ -97,6 +105,8 @@ def build_models(root: Path) -> dict[str, Path]:
             "ner": tf.BertForTokenClassification, "nsp": tf.BertForNextSentencePrediction}
     shipped = {"fill-mask": "pretraining", "classify": "sentiment", "ner": "ner", "nsp": "pretraining"}
     for task, cls in spec.items():
+        if only is not None and task not in only:
+            continue
         d = root / task
         src = defaults.DEFAULTS_DIR / shipped[task]
         if (src / "adapter_config.json").is_file():
@@ -123,9 +133,54 @@ def build_models(root: Path) -> dict[str, Path]:
     return out
 
 
+#: config.json of distilbert-base-uncased-finetuned-sst-2-english (Hugging Face hub), the fields
+#: that shape the network and its labels; dim/n_layers/n_heads/hidden_dim can be scaled down
+#: with --distilbert-size.
+DISTILBERT_SST2 = {
+    "activation": "gelu", "architectures": ["DistilBertForSequenceClassification"], "attention_dropout": 0.1,
+    "dim": 768, "dropout": 0.1, "finetuning_task": "sst-2", "hidden_dim": 3072,
+    "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}, "initializer_range": 0.02,
+    "label2id": {"NEGATIVE": 0, "POSITIVE": 1}, "max_position_embeddings": 512, "model_type": "distilbert",
+    "n_heads": 12, "n_layers": 6, "pad_token_id": 0, "qa_dropout": 0.1, "seq_classif_dropout": 0.2,
+    "sinusoidal_pos_embds": False, "vocab_size": 30522,
+}
+
+
+def build_distilbert_sst2(d: Path, size: str = "base") -> Path:
+    """A DistilBertForSequenceClassification laid out like distilbert-base-uncased-finetuned-sst-2-english,
+    with seeded random weights (speed does not depend on training), saved as safetensors.
+
+    ``size`` "base": the real sizes (dim 768, 6 layers, 12 heads, hidden_dim 3072, 66M
+    parameters); "small": dim 384, 6 layers, 12 heads, hidden_dim 1536 (MiniLM-L6's size).
+    The tokenizer is the uncased bert-base WordPiece vocabulary (30,522 pieces, the one
+    distilbert-base-uncased uses), taken from the installed all-MiniLM-L6-v2 folder, with
+    the model's model_max_length 512.
+    """
+    import torch
+    import transformers as tf
+
+    from bertcli import defaults
+
+    cfg = dict(DISTILBERT_SST2)
+    if size == "small":
+        cfg.update(dim=384, hidden_dim=1536)
+    d.mkdir(parents=True, exist_ok=True)
+    shutil.copy(defaults.default_encoder_dir() / "vocab.txt", d / "vocab.txt")
+    (d / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "model_max_length": 512}))
+    (d / "config.json").write_text(json.dumps(cfg))
+    config = tf.AutoConfig.from_pretrained(str(d))
+    torch.manual_seed(0)
+    tf.DistilBertForSequenceClassification(config).save_pretrained(str(d), safe_serialization=True)
+    tf.AutoTokenizer.from_pretrained(str(d)).save_pretrained(str(d))  # + tokenizer.json
+    return d
+
+
 # ------------------------------------------------------------------ FLOPs and peak
 
 def encoder_flops(lengths, cfg: dict, mlm_rows: int = 0) -> float:
+    from bertcli.native import native_config
+
+    cfg = native_config(cfg)  # DistilBERT's dim/hidden_dim/n_layers under BERT's names
     H, I, Lyr, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
     f = sum(Lyr * (2 * n * (4 * H * H + 2 * H * I) + 4 * n * n * H) for n in lengths)
     return f + mlm_rows * 2 * (H * H + H * V)
@@ -223,19 +278,20 @@ def child(args) -> None:
     model = Path(args.model)
     cfg = json.loads((model / "config.json").read_text())
     t_load = time.perf_counter()
+    task = KIND.get(args.task, args.task)
     if args.impl == "bertcli":
         from bertcli.loading import load_model
         from bertcli.tasks import classify, fill_mask, ner, nsp
         from bertcli.tasks.base import StreamOptions
 
-        lm = load_model(model, args.task, "cpu", args.dtype)
+        lm = load_model(model, task, "cpu", args.dtype)
         opts = StreamOptions(batch_size=args.batch_size, max_tokens=args.max_tokens)
         run = {
             "fill-mask": lambda: fill_mask.fill_mask(lm, lines, top_k=5, opts=opts),
             "classify": lambda: classify.classify(lm, lines, opts=opts),
             "ner": lambda: ner.ner(lm, lines, aggregation="simple", opts=opts),
             "nsp": lambda: nsp.nsp(lm, lines[0::2], lines[1::2], opts=opts),
-        }[args.task]
+        }[task]
     else:
         import transformers as tf
         from transformers import pipeline
@@ -243,7 +299,7 @@ def child(args) -> None:
         from bertcli.loading import quiet_transformers
         quiet_transformers()
 
-        if args.task == "nsp":
+        if task == "nsp":
             tok = tf.AutoTokenizer.from_pretrained(str(model))
             net = tf.BertForNextSentencePrediction.from_pretrained(str(model)).eval()
 
@@ -255,13 +311,13 @@ def child(args) -> None:
                         out.append(net(**enc).logits.softmax(-1)[0, 0].item())
                 return out
         else:
-            kw = {"aggregation_strategy": "simple"} if args.task == "ner" else {}
-            p = pipeline(PIPE[args.task], model=str(model), device="cpu", **kw)
+            kw = {"aggregation_strategy": "simple"} if task == "ner" else {}
+            p = pipeline(PIPE[task], model=str(model), device="cpu", **kw)
             call = {"fill-mask": lambda: p(lines, top_k=5), "classify": lambda: p(lines, truncation=True),
-                    "ner": lambda: p(lines)}[args.task]
+                    "ner": lambda: p(lines)}[task]
             run = call
     t_load = time.perf_counter() - t_load
-    run_lines = lines if args.task != "nsp" else lines[0::2]
+    run_lines = lines if task != "nsp" else lines[0::2]
     clock = time.process_time if args.cpu_time else time.perf_counter
     t = clock()
     res = run()
@@ -271,16 +327,16 @@ def child(args) -> None:
     tk = Tokenizer.from_file(str(model / "tokenizer.json"))
     tk.no_padding()
     tk.enable_truncation(512)
-    if args.task == "nsp":
+    if task == "nsp":
         lengths = [len(e.ids) for e in tk.encode_batch(list(zip(lines[0::2], lines[1::2])))]
     else:
         lengths = [len(e.ids) for e in tk.encode_batch(lines)]
-    mlm_rows = len(lines) if args.task == "fill-mask" else 0
+    mlm_rows = len(lines) if task == "fill-mask" else 0
     out = {"impl": args.impl, "task": args.task, "seconds": dt, "load_s": t_load, "records": len(run_lines),
            "tokens": sum(lengths), "flops": encoder_flops(lengths, cfg, mlm_rows),
            "peak_rss_mb": peak_rss_mb()}
     if args.save_results:
-        Path(args.save_results).write_text(json.dumps(_top1(args.task, res)))
+        Path(args.save_results).write_text(json.dumps(_top1(task, res)))
     print(json.dumps(out))
 
 
@@ -367,7 +423,10 @@ def main():
                          "on a busy machine this measures the work, not the share of the CPU a run got")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-tokens", type=int, default=4096)
-    ap.add_argument("--models", help="folder with one model per task (fill-mask/ classify/ ner/ nsp/)")
+    ap.add_argument("--models", help="folder with one model per task (fill-mask/ classify/ ner/ nsp/ "
+                                     "sst2-distilbert/); a missing sst2-distilbert/ is built")
+    ap.add_argument("--distilbert-size", choices=("base", "small"), default="base",
+                    help="sst2-distilbert: the real sizes (dim 768, hidden_dim 3072) or dim 384, hidden_dim 1536")
     ap.add_argument("--cold", action="store_true", help="also time whole-process start-up")
     ap.add_argument("--rss", action="store_true",
                     help="also compare peak RSS of `bertcli classify` streaming 2k vs --rss-lines lines "
@@ -385,7 +444,11 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="bertcli-bench-"))
     atexit.register(shutil.rmtree, tmp, True)  # merged models and line files: ~0.5 GB per run
-    models = ({t: Path(a.models) / t for t in TASKS} if a.models else build_models(tmp / "models"))
+    need = set(a.tasks.split(",")) | ({"classify"} if a.cold or a.rss else set())
+    models = ({t: Path(a.models) / t for t in TASKS} if a.models else build_models(tmp / "models", need))
+    d = models.get("sst2-distilbert")
+    if "sst2-distilbert" in a.tasks.split(",") and (d is None or not d.is_dir()):
+        models["sst2-distilbert"] = build_distilbert_sst2(tmp / "models" / "sst2-distilbert", a.distilbert_size)
     lines = real_lines(a.lines)
     import torch
     if a.threads != torch.get_num_threads():
@@ -394,7 +457,7 @@ def main():
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, threads {a.threads}, "
           f"fp32 GEMM peak {peak:.0f} GFLOP/s; {len(lines)} lines, dtype {a.dtype}"
           + ("; CPU time" if a.cpu_time else ""))
-    print(f"{'task':10} {'impl':9} {'lines/s':>9} {'tokens/s':>9} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7}")
+    print(f"{'task':{W}} {'impl':9} {'lines/s':>9} {'tokens/s':>9} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7}")
     summary = {}
     for task in [t for t in a.tasks.split(",") if t and t != "none"]:
         data = masked(lines) if task == "fill-mask" else lines
@@ -409,21 +472,21 @@ def main():
             med = sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2]
             speeds[impl] = med["records"] / med["seconds"]
             gf = med["flops"] / med["seconds"] / 1e9
-            print(f"{task:10} {impl:9} {speeds[impl]:9.1f} {med['tokens'] / med['seconds']:9.0f} {gf:8.1f} "
+            print(f"{task:{W}} {impl:9} {speeds[impl]:9.1f} {med['tokens'] / med['seconds']:9.0f} {gf:8.1f} "
                   f"{100 * gf / peak:5.1f}% {max(r['peak_rss_mb'] for r in rs):7.0f}")
         if a.repeats > 0:
             ratios = [b["seconds"] and r["seconds"] / b["seconds"] for b, r in zip(rows["bertcli"], rows["reference"])]
             summary[task] = statistics.median(ratios)
             ref = "batch-1 model loop" if task == "nsp" else "pipeline"
             dt = "" if a.dtype == "float32" else f" ({a.dtype} vs the float32 {ref})"
-            print(f"{task:10} ratio bertcli/{ref}: {summary[task]:.2f}x (median of {a.repeats} alternating runs){dt}")
+            print(f"{task:{W}} ratio bertcli/{ref}: {summary[task]:.2f}x (median of {a.repeats} alternating runs){dt}")
         if a.dtype != "float32":
             f32, low = tmp / "f32.json", tmp / "low.json"
             spawn("bertcli", task, models[task], lf, a, "float32", f32)
             spawn("bertcli", task, models[task], lf, a, a.dtype, low)
             x, y = json.loads(f32.read_text()), json.loads(low.read_text())
             agree = sum(p == q for p, q in zip(x, y)) / len(x)
-            print(f"{task:10} top-1 agreement {a.dtype} vs float32: {100 * agree:.1f}%")
+            print(f"{task:{W}} top-1 agreement {a.dtype} vs float32: {100 * agree:.1f}%")
     if a.cold:
         for k, v in cold_start(models["classify"]).items():
             print(f"cold start  {k:28} {1000 * v:7.0f} ms (median of 5)")
