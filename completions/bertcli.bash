@@ -29,6 +29,7 @@ _bertcli() {
                 -k|--top-k) return ;;
                 --targets) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -42,10 +43,11 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --targets -m --model --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --targets -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "nsp")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -60,13 +62,14 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "classify")
             case "$prev" in
                 -k|--top-k) return ;;
                 --text-pair) return ;;
                 --labels) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -81,13 +84,14 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "sentiment")
             case "$prev" in
                 -k|--top-k) return ;;
                 --text-pair) return ;;
                 --labels) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -102,12 +106,13 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "ner")
             case "$prev" in
                 -a|--aggregation) COMPREPLY=($(compgen -W "none simple first average max" -- "$cur")); return ;;
                 --stride) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -121,7 +126,7 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-a --aggregation --stride -m --model --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-a --aggregation --stride -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "train")
             case "$prev" in
             esac

@@ -11,7 +11,8 @@ from .options import check_device
 
 
 @click.command("evaluate")
-@click.option("-m", "--model", "model", required=True, metavar="DIR", help="Model folder to evaluate.")
+@click.option("-m", "--model", "model", required=True, metavar="DIR|HUB_ID",
+              help="Model folder to evaluate, or a hub id from the local Hugging Face cache.")
 @click.option("--data", required=True, metavar="PATH", help="Labelled data (same formats as train).")
 @click.option("--task", type=click.Choice(["classify", "ner", "mlm"]), help="Default: from the model's config.")
 @click.option("--device", default="auto", show_default=True, callback=check_device,

@@ -71,7 +71,7 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
         out_path = resume
     try:
         lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),
-                        default=default)
+                        default=default, revision=params.get("revision"))
     except ModelError as e:
         ctx = click.get_current_context(silent=True)
         if ctx is not None and ctx.get_parameter_source("model") == click.core.ParameterSource.ENVIRONMENT:

@@ -13,8 +13,9 @@ from .options import _stack, check_device, name_list
 def train_options(f):
     """Options that map one to one onto :class:`bertcli.train.TrainOptions`."""
     return _stack(
-        click.option("-m", "--model", "model", metavar="DIR",
-                     help="Base model folder. Default: the installed all-MiniLM-L6-v2 encoder."),
+        click.option("-m", "--model", "model", metavar="DIR|HUB_ID",
+                     help="Base model folder, or a hub id from the local Hugging Face cache. Default: the installed "
+                          "all-MiniLM-L6-v2 encoder."),
         click.option("--train", "train_path", required=True, metavar="PATH", help="Training data."),
         click.option("--eval", "eval_path", metavar="PATH", help="Evaluation data (each epoch / --eval-steps)."),
         click.option("-o", "--output", required=True, metavar="DIR", help="Model folder to write."),

@@ -213,9 +213,10 @@ def prepare_output(output: str | Path, overwrite: bool, resume: bool) -> Path:
 
 def _base_dir(model) -> Path:
     from .. import defaults
-    from ..loading import check_folder
+    from ..loading import check_folder, resolve_model_dir
 
-    path = defaults.default_encoder_dir() if model is None or str(model) == "" else Path(os.path.expanduser(str(model)))
+    # a folder, or a hub id from the local Hugging Face cache
+    path = defaults.default_encoder_dir() if model is None or str(model) == "" else resolve_model_dir(model, "encoder")
     check_folder(path)
     if (path / "adapter_config.json").is_file():
         raise ModelError(f"'{path}' is a LoRA adapter folder; train on top of a full model",

@@ -86,8 +86,9 @@ def evaluate(model_dir: str | Path, data: str | Path, *, task: str | None = None
         DataError: unreadable data, no labels, a label/tag the model does not know.
         ModelError, DeviceError: from loading.
     """
-    from ..loading import load_model, load_tokenizer
+    from ..loading import load_model, load_tokenizer, resolve_model_dir
 
+    model_dir = resolve_model_dir(model_dir, "classify")  # a folder, or a hub id from the local cache
     task = task or model_task(model_dir)
     if task not in EVAL_TASKS:
         raise ValueError(f"task must be one of {EVAL_TASKS}")
@@ -155,13 +156,14 @@ def evaluate(model_dir: str | Path, data: str | Path, *, task: str | None = None
 def _evaluate_mlm(model_dir, data, device, dtype, batch_size, max_length, seed, prob, progress, read_kw) -> dict:
     import torch
 
-    from ..loading import load_model, load_tokenizer
+    from ..loading import inspect_folder, load_model, load_tokenizer, tasks_of_checkpoint
     from .pretraining import make_instances
 
     lm = load_model(model_dir, "fill-mask", device=device, dtype=dtype)
     nsp_lm = None
-    cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    if any(a.endswith("ForPreTraining") for a in cfg.get("architectures") or []):
+    # the weights decide (bert-base-uncased says BertForMaskedLM but carries the NSP head)
+    cfg, shapes = inspect_folder(Path(model_dir))
+    if "nsp" in (tasks_of_checkpoint(cfg, shapes) or ()):
         nsp_lm = load_model(model_dir, "nsp", device=device, dtype=dtype)
     tok = load_tokenizer(Path(model_dir))
     max_len = min(max_length or lm.max_length, lm.max_length)
