@@ -6,9 +6,18 @@ the whole vocabulary (pipeline semantics; with ``targets`` the same probabilitie
 read for the target tokens only). Each prediction has ``score``, ``token`` (token_id),
 ``token_str`` (``tokenizer.decode([token_id])``, as the pipeline) and ``sequence``.
 
-Deliberate difference: ``sequence`` is the *original text* with that one mask replaced
-by the predicted word (``##``/``Ġ`` markers removed), so casing, spacing and the other
-masks of the text are kept; the pipeline's ``sequence`` is a lossy decode of all tokens.
+Deliberate differences:
+
+* ``sequence`` is the *original text* with that one mask replaced by the predicted word
+  (``##``/``Ġ`` markers removed), so casing, spacing and the other masks of the text are
+  kept; the pipeline's ``sequence`` is a lossy decode of all tokens;
+* only ids that have a token are candidates. Many checkpoints pad the embedding matrix
+  beyond the tokenizer (ModernBERT: 50368 rows for 50280 tokens; a multiple of 64 is
+  faster on GPUs); the rows past the tokenizer stand for no token. Scores stay the
+  softmax over all of the model's rows, as the pipeline computes them (a prediction's
+  score equals the pipeline's for that id), but ids without a token are never returned;
+  the pipeline returns them with an empty ``token_str`` when ``top_k`` reaches them. So a
+  mask gets ``min(top_k, number of candidates)`` predictions.
 
 Long texts keep a window of ``max_length`` tokens centred on each mask, so every mask
 gets a prediction (``truncated: true`` in the record).
@@ -55,12 +64,30 @@ def target_ids(tokenizer, targets: list[str] | None) -> list[int] | None:
     return list(dict.fromkeys(ids))
 
 
+def candidate_ids(tokenizer, n_rows: int) -> list[int] | None:
+    """The output rows of an ``n_rows``-wide masked-LM head that stand for a token.
+
+    Returns None when the tokenizer has at least ``n_rows`` tokens (the usual case: one
+    row per token; loading refuses a tokenizer larger than the head), else the sorted
+    ids below ``n_rows`` that the tokenizer has, e.g. ``0 .. 50279`` of ModernBERT's
+    50368 rows. Rows past the tokenizer are padding (embedding matrices are often padded
+    to a multiple of 64); they are never candidates.
+    """
+    if len(tokenizer) >= n_rows:
+        return None
+    ids = sorted({i for i in tokenizer.get_vocab().values() if 0 <= i < n_rows})
+    return None if len(ids) == n_rows else ids
+
+
 def _clean_piece(tokenizer, token_id: int) -> str:
     """The text a predicted token puts in place of the mask: no ``##``, and nothing for a
-    special token (the pipeline's ``skip_special_tokens`` decode drops those too)."""
+    special token (the pipeline's ``skip_special_tokens`` decode drops those too) or an
+    id the tokenizer does not have."""
     if token_id in set(tokenizer.all_special_ids):
         return ""
     piece = tokenizer.convert_ids_to_tokens(token_id)
+    if piece is None:
+        return ""
     if piece.startswith("##"):
         return piece[2:]
     s = tokenizer.decode([token_id])
@@ -101,24 +128,37 @@ def encode(lm, texts: list[str]) -> tuple[list[list[Feature]], list[bool]]:
 
 def predict_features(lm, feats: list[Feature], top_k: int, targets: list[int] | None,
                      opts: StreamOptions) -> list[list[list[tuple[int, float]]]]:
-    """Top-k ``(token_id, score)`` per mask of each feature, batched and length-sorted."""
+    """Top-k ``(token_id, score)`` per mask of each feature, batched and length-sorted.
+
+    ``score`` is the softmax over all of the head's ``vocab_size`` outputs; candidates are
+    ``targets`` when given, else the ids that have a token (:func:`candidate_ids`), so at
+    most ``min(top_k, number of candidates)`` pairs per mask, best first.
+    """
     import torch
 
     pad = lm.tokenizer.pad_token_id or 0
     tgt = torch.tensor(targets) if targets else None
+    known: dict[int, torch.Tensor | None] = {}  # head width -> candidate ids (None: all)
 
     def run(batch: list[Feature]):
         rows = [(b, m[1]) for b, f in enumerate(batch) for m in f.extra["masks"]]
         if not rows:
             return [[] for _ in batch]
         logits = lm.forward(collate(batch, pad), mask_rows=torch.tensor(rows, dtype=torch.long))
-        probs = logits.softmax(-1)
-        if tgt is not None:
-            probs = probs[:, tgt]
+        probs = logits.softmax(-1)  # over every row, padding rows included: the pipeline's scores
+        cand = tgt
+        if cand is None:
+            width = probs.shape[-1]
+            if width not in known:
+                ids = candidate_ids(lm.tokenizer, width)
+                known[width] = None if ids is None else torch.tensor(ids, dtype=torch.long)
+            cand = known[width]
+        if cand is not None:
+            probs = probs[:, cand]
         k = min(top_k, probs.shape[-1])
         vals, idx = probs.topk(k, dim=-1)
-        if tgt is not None:
-            idx = tgt[idx]
+        if cand is not None:
+            idx = cand[idx]
         res: list[list] = [[] for _ in batch]
         for (b, _), v, i in zip(rows, vals.tolist(), idx.tolist()):
             res[b].append(list(zip(i, v)))
@@ -132,7 +172,10 @@ def fill_mask(lm, texts: list[str], top_k: int = 5, targets: list[str] | None = 
     """Predict every mask of every text.
 
     Returns per text ``{"predictions": [[{score, token, token_str, sequence}, ...] per mask],
-    "truncated": bool}``; the outer list follows the masks' order in the text.
+    "truncated": bool}``; the outer list follows the masks' order in the text. Each mask
+    has ``min(top_k, candidates)`` predictions, best first: the candidates are
+    ``targets``, or every id that has a token (not an embedding row past the tokenizer);
+    ``score`` is the softmax over all of the model's vocabulary rows, as in the pipeline.
 
     Raises:
         InputError: a text has no mask token (names the token to use).
