@@ -30,7 +30,26 @@ Where bertcli deliberately differs:
   ``stride`` option merges entities found in each chunk;
 * entities never overlap: where a tokenizer maps several tokens onto the same characters
   (e.g. byte-level BPE pieces of one emoji), a later entity is trimmed to characters not
-  yet covered, or dropped when none are left; an entity covering no characters is dropped.
+  yet covered, or dropped when none are left; an entity covering no characters is dropped;
+* pseudo-tokens cover no characters. A pseudo-token is a token with an empty span, or a
+  SentencePiece word marker alone (``▁``, as XLM-R, CamemBERT and DeBERTa-v3 make it
+  before a word whose first piece has no ``▁``: ``▁ 東京``, ``▁ FC``) whose span is
+  whitespace or repeats the next token's first character (``FC Liverpool``: ``▁`` 0-1,
+  ``FC`` 0-2, ``▁`` 3-4, ``L`` 3-4), so the pipeline reports it overlapping the real
+  piece. In bertcli the pseudo-token keeps its scores but takes no character: ``none``
+  leaves it out, ``simple`` groups it like any token (a group of pseudo-tokens only is
+  dropped), and the word strategies count it as the first token of the word after it,
+  as the tokenizer's ``word_ids`` do (so ``first`` reads the scores of ``▁``, the token
+  that first-piece NER training, ``bertcli train ner`` included, labels; the pipeline
+  makes it a word of its own). A group or word spans its members that cover characters;
+* entities never start or end inside an extended grapheme cluster (Unicode UAX #29, the
+  ``regex`` module's ``\\X``): a combining accent, an emoji's skin tone or ZWJ sequence, a
+  flag's regional indicators or tag characters belong to the entity that covers their
+  base character. An entity's start is moved back and its end forward to the nearest
+  cluster boundaries (then trimmed to characters not yet covered, as above), since
+  tokenizers drop or split such characters: BERT removes the tag characters of 🏴 (a
+  ``Cf`` control), XLM-R's normaliser composes ``e`` + U+0301 and leaves the accent out
+  of the token's span.
 
 Long texts: the tokens of a text longer than ``lm.max_length`` are cut into windows of
 ``max_length - n_special`` tokens (each framed by the tokenizer's own special tokens)
@@ -51,6 +70,7 @@ it to the word before; NFC text (the usual form) is not affected.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +83,8 @@ from .base import Feature, StreamOptions, collate, stream_records, text_list
 
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
 WORD_AGGREGATIONS = ("first", "average", "max")
+#: SentencePiece's word marker (the Metaspace pre-tokenizer's replacement for a space).
+METASPACE = "\u2581"
 #: Prefixes read as BIOES when the tag set also has B-/I- tags (L-/U- are BILOU's names).
 _BIOES_PREFIX = {"B-": "B", "I-": "I", "E-": "E", "S-": "S", "L-": "E", "U-": "S"}
 
@@ -75,7 +97,8 @@ class Token:
         index: position in the model input as the pipeline counts it (the first special
             token is 0); for a windowed text, the position it would have in one
             unbounded sequence.
-        start, end: character offsets of the token in the original text.
+        start, end: character offsets of the token in the original text; ``start ==
+            end`` for a pseudo-token (no characters of its own, see the module docstring).
         is_subword: the token continues the previous token's word.
         scores: ``(num_labels,)`` float32 softmax probabilities.
     """
@@ -165,8 +188,18 @@ def group_entities(items: Sequence[dict], bioes: bool = False) -> list[dict]:
 
 
 def _close_group(members: list[dict], typ: str) -> dict:
+    start, end = _span([(m["start"], m["end"]) for m in members])
     return {"entity_group": typ, "score": float(np.nanmean([m["score"] for m in members])),
-            "start": members[0]["start"], "end": members[-1]["end"]}
+            "start": start, "end": end}
+
+
+def _span(spans: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """First start and last end among the spans that cover characters (the pipeline's
+    first-start/last-end when all do); an empty span when none does."""
+    full = [sp for sp in spans if sp[1] > sp[0]]
+    if not full:
+        return spans[0][0], spans[0][0]
+    return full[0][0], full[-1][1]
 
 
 # ---------------------------------------------------------------- aggregation (pure)
@@ -175,7 +208,12 @@ def aggregate_words(tokens: Sequence[Token], labels: Sequence[str], aggregation:
     """One prediction per word for ``first``/``average``/``max`` (the pipeline's ``aggregate_word``).
 
     A word is a token that is not a subword plus the subwords after it. Returns dicts
-    with ``entity``, ``score``, ``index`` (of the word's first token), ``start``, ``end``.
+    with ``entity``, ``score``, ``index`` (of the word's first token), ``start``, ``end``
+    (first start and last end of its tokens that cover characters; an empty span for a
+    word of pseudo-tokens only).
+
+    Raises:
+        ValueError: ``aggregation`` is not a word strategy.
     """
     words: list[list[Token]] = []
     for t in tokens:
@@ -194,8 +232,9 @@ def aggregate_words(tokens: Sequence[Token], labels: Sequence[str], aggregation:
         else:
             raise ValueError(f"{aggregation!r} is not a word aggregation")
         k = int(scores.argmax())
+        start, end = _span([(t.start, t.end) for t in w])
         out.append({"entity": labels[k], "score": float(scores[k]), "index": w[0].index,
-                    "start": w[0].start, "end": w[-1].end})
+                    "start": start, "end": end})
     return out
 
 
@@ -213,7 +252,11 @@ def decode_entities(text: str, tokens: Sequence[Token], labels: Sequence[str], a
     Returns:
         For ``none``: ``{entity, score, index, word, start, end}`` per kept token; for
         the other strategies ``{entity_group, score, word, start, end}`` per entity.
-        Sorted by ``start``, non-overlapping, ``word == text[start:end]``.
+        Sorted by ``start``, non-overlapping, non-empty, ``word == text[start:end]``,
+        ``start`` and ``end`` on grapheme cluster boundaries (see :func:`grapheme_bounds`).
+
+    Raises:
+        ValueError: unknown ``aggregation``.
     """
     ignore = set(ignore_labels)
     bioes = is_bioes(labels)
@@ -236,10 +279,19 @@ def decode_entities(text: str, tokens: Sequence[Token], labels: Sequence[str], a
 
 
 def _with_words(text: str, ents: list[dict]) -> list[dict]:
+    """Entities in the output form: empty ones dropped, spans widened to grapheme cluster
+    boundaries and trimmed to characters no earlier entity covers, ``word`` sliced from
+    ``text``."""
     out = []
     covered = 0
+    bounds = grapheme_bounds(text) if ents else None
     for e in ents:
-        start, end = max(e["start"], covered), e["end"]
+        start, end = e["start"], e["end"]
+        if end <= start:
+            continue
+        if bounds is not None:
+            start, end = widen_to_graphemes(bounds, start, end)
+        start = max(start, covered)  # covered is a cluster boundary: an earlier entity's end
         if end <= start:
             continue
         covered = end
@@ -252,6 +304,35 @@ def _with_words(text: str, ents: list[dict]) -> list[dict]:
             out.append({"entity": e["entity"], "score": e["score"], "index": e["index"], "word": text[start:end],
                         "start": start, "end": end})
     return out
+
+
+def grapheme_bounds(text: str) -> list[int] | None:
+    """Offsets in ``text`` at which an extended grapheme cluster starts, and ``len(text)``.
+
+    Clusters are Unicode's extended grapheme clusters (UAX #29) as the ``regex`` module's
+    ``\\X`` finds them: a base character with its combining marks, an emoji with its skin
+    tone or ZWJ-joined emoji, a pair of regional indicators (a flag), an emoji with its tag
+    characters (🏴 + U+E0067 ... U+E007F), CR LF. Returns None when every offset is a
+    boundary (ASCII text without CR LF), the common case, which needs no regex work.
+    """
+    if text.isascii() and "\r\n" not in text:
+        return None
+    import regex
+
+    return [m.start() for m in regex.finditer(r"\X", text)] + [len(text)]
+
+
+def widen_to_graphemes(bounds: Sequence[int] | None, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` widened to grapheme cluster boundaries: ``start`` back to the start
+    of its cluster, ``end`` forward to the end of the cluster holding ``end - 1``.
+
+    Args:
+        bounds: :func:`grapheme_bounds` of the text (None: every offset is a boundary).
+        start, end: a non-empty span, ``0 <= start < end <= len(text)``.
+    """
+    if bounds is None:
+        return start, end
+    return bounds[bisect_right(bounds, start) - 1], bounds[bisect_left(bounds, end)]
 
 
 # ---------------------------------------------------------------- tokenising and windows
@@ -387,15 +468,21 @@ def token_scores(lm, feats: list[Feature], opts: StreamOptions | None = None) ->
 
 
 def _tokens(tokenizer, doc: _Doc, scores: np.ndarray) -> list[Token]:
-    """The pipeline's ``gather_pre_entities`` on a stitched document."""
+    """The pipeline's ``gather_pre_entities`` on a stitched document, with pseudo-tokens
+    (:func:`is_pseudo_token`) given an empty span and joined to the word after them."""
     backend = getattr(tokenizer, "_tokenizer", None)
     word_aware = bool(backend is not None and getattr(backend.model, "continuing_subword_prefix", None))
     strings = tokenizer.convert_ids_to_tokens(doc.ids)
     unk = tokenizer.unk_token_id
     text = doc.text
+    content = [j for j in range(len(doc.ids)) if not doc.special[j]]
     out = []
-    for j, (tid, (s, e)) in enumerate(zip(doc.ids, doc.offsets)):
-        if doc.special[j]:
+    pending: list[Token] = []  # pseudo-tokens waiting for the next real token
+    for n, j in enumerate(content):
+        tid, (s, e) = doc.ids[j], doc.offsets[j]
+        nxt = doc.offsets[content[n + 1]][0] if n + 1 < len(content) else None
+        if tid != unk and is_pseudo_token(text, strings[j], s, e, nxt):
+            pending.append(Token(doc.n_prefix + j, s, s, True, scores[j]))
             continue
         if tid == unk:
             sub = False
@@ -403,8 +490,38 @@ def _tokens(tokenizer, doc: _Doc, scores: np.ndarray) -> list[Token]:
             sub = len(strings[j]) != e - s
         else:
             sub = s > 0 and " " not in text[s - 1:s + 1]
+        if pending:
+            # The pseudo-tokens open this token's word (or continue the word before, as it does).
+            for p in pending:
+                p.is_subword = sub
+            out.extend(pending)
+            pending = []
+            sub = True
         out.append(Token(doc.n_prefix + j, s, e, sub, scores[j]))
+    out.extend(pending)  # trailing pseudo-tokens: subwords of the last word
     return out
+
+
+def is_pseudo_token(text: str, piece: str | None, start: int, end: int, next_start: int | None) -> bool:
+    """True for a token that has no characters of its own (see the module docstring).
+
+    That is a token with an empty span, or a piece made of SentencePiece word markers only
+    (``▁``) whose span is whitespace (the space the marker replaced) or reaches into the
+    next token's span (``next_start < end``: tokenizers give the marker inserted before a
+    word the offsets of that word's first character). A ``▁`` typed in the text and read
+    as that piece keeps its character.
+
+    Args:
+        text: the original text.
+        piece: the token string (``convert_ids_to_tokens``).
+        start, end: the token's character offsets in ``text``.
+        next_start: the start offset of the next non-special token, None if there is none.
+    """
+    if end <= start:
+        return True
+    if not piece or piece.strip(METASPACE):
+        return False
+    return text[start:end].isspace() or (next_start is not None and next_start < end)
 
 
 # ---------------------------------------------------------------- public API
