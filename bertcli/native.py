@@ -428,12 +428,14 @@ class NativeEncoder(nn.Module):
         """
         keep = attention_mask.bool()
         lengths = keep.sum(1).tolist()
-        x = self.word(input_ids[keep]) + self.pos(self.positions(input_ids)[keep])
+        # summed in transformers' order (BertEmbeddings, ElectraEmbeddings, RobertaEmbeddings:
+        # word + token type, then + position): the same bits before the LayerNorm
+        x = self.word(input_ids[keep])
         if self.types is not None:
             if token_type_ids is None or self.types.num_embeddings == 1:
                 token_type_ids = torch.zeros_like(input_ids)
             x = x + self.types(token_type_ids[keep])
-        x = self.emb_ln(x)
+        x = self.emb_ln(x + self.pos(self.positions(input_ids)[keep]))
         if self.emb_proj is not None:  # ELECTRA: (T, E) -> (T, H), the residual stream's dtype
             x = tiled_linear(x, self.emb_proj).to(x.dtype)
         groups = length_groups(lengths)
