@@ -219,3 +219,42 @@ def test_half_precision_checkpoint_runs_in_float32(cls_dir, tmp_path):
         feats, _ = encode_texts(lm.tokenizer, [text], None, lm.max_length)
         got = lm.forward(collate(feats, lm.tokenizer.pad_token_id or 0))
         assert torch.allclose(got, want, atol=1e-5), (backend, got, want)
+
+
+@pytest.fixture(scope="module")
+def phobert_like(tmp_path_factory):
+    """A PhoBERT-style folder: fastBPE vocab.txt ("token count" lines) + bpe.codes, a slow-only
+    tokenizer (PhobertTokenizer has no fast version), RoBERTa weights with a masked-LM head."""
+    import transformers as tf
+
+    d = tmp_path_factory.mktemp("phobert-base")
+    words = "the food was great and terrible service movie loved it i a n d e r t h o s w g".split()
+    vocab = list(dict.fromkeys(words)) + ["th@@", "e@@", "go@@", "od"]
+    (d / "vocab.txt").write_text("".join(f"{w} 1\n" for w in vocab), encoding="utf-8")
+    (d / "bpe.codes").write_text("t h 10\nth e</w> 9\ng o 8\n", encoding="utf-8")
+    tok = tf.PhobertTokenizer(str(d / "vocab.txt"), str(d / "bpe.codes"))
+    tok.save_pretrained(str(d))
+    cfg = tf.RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, max_position_embeddings=258, type_vocab_size=1, pad_token_id=1,
+                           bos_token_id=0, eos_token_id=2, tokenizer_class="PhobertTokenizer", initializer_range=0.5)
+    torch.manual_seed(0)
+    tf.RobertaForMaskedLM(cfg).save_pretrained(str(d))
+    return d
+
+
+def test_slow_only_tokenizer_runs_fill_mask_and_ner_says_why(phobert_like):
+    from transformers import pipeline
+
+    text = "the food <mask> great"
+    r = CliRunner().invoke(cli, ["fill-mask", "-m", str(phobert_like), "-k", "3", "-f", "jsonl", text])
+    assert r.exit_code == 0, r.output
+    ours = json.loads(r.stdout)["predictions"][0]
+    ref = pipeline("fill-mask", model=str(phobert_like), top_k=3)(text)
+    assert [p["token"] for p in ours] == [p["token"] for p in ref]
+    for o, p in zip(ours, ref):
+        assert o["score"] == pytest.approx(p["score"], abs=1e-4)
+        assert o["sequence"].startswith("the food ") and o["sequence"].endswith(" great")
+    with pytest.raises(ModelError) as e:
+        from bertcli.loading import load_tokenizer
+        load_tokenizer(phobert_like, offsets=True)
+    assert "PhobertTokenizer" in e.value.message and "offsets" in e.value.message

@@ -94,6 +94,19 @@ def _clean_piece(tokenizer, token_id: int) -> str:
     return s.strip()
 
 
+def _mask_offsets(text: str, mask_token: str, pos: list[int]) -> dict[int, tuple[int, int]]:
+    """Character spans of the mask tokens at token positions ``pos`` when the tokenizer
+    gives no offsets (a slow-only tokenizer such as BERTweet's or PhoBERT's): the k-th mask
+    token is the k-th occurrence of ``mask_token`` in the text, as the tokenizer matches
+    special tokens verbatim. A mask that cannot be found gets the empty span at the end."""
+    spans, start = {}, 0
+    for p in pos:
+        i = text.find(mask_token, start) if mask_token else -1
+        spans[p] = (i, i + len(mask_token)) if i >= 0 else (len(text), len(text))
+        start = i + len(mask_token) if i >= 0 else start
+    return spans
+
+
 def encode(lm, texts: list[str]) -> tuple[list[list[Feature]], list[bool]]:
     """Tokenise texts; one or more features per text (one per mask window when too long).
 
@@ -101,12 +114,14 @@ def encode(lm, texts: list[str]) -> tuple[list[list[Feature]], list[bool]]:
     """
     tok = lm.tokenizer
     mask_id = tok.mask_token_id
-    enc = tok(texts, add_special_tokens=True, truncation=False, return_offsets_mapping=True,
+    fast = getattr(tok, "is_fast", False)
+    enc = tok(texts, add_special_tokens=True, truncation=False, return_offsets_mapping=fast,
               return_attention_mask=False, return_token_type_ids=False)
     out, flags = [], []
     L = lm.max_length
-    for ids, offs in zip(enc["input_ids"], enc["offset_mapping"]):
+    for n, ids in enumerate(enc["input_ids"]):
         pos = [i for i, t in enumerate(ids) if t == mask_id]
+        offs = enc["offset_mapping"][n] if fast else _mask_offsets(texts[n], tok.mask_token, pos)
         if len(ids) <= L:
             out.append([Feature(ids, None, {"masks": [(k, p, *offs[p]) for k, p in enumerate(pos)]})])
             flags.append(False)
