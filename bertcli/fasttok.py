@@ -22,6 +22,15 @@ def _content(v):
     return v
 
 
+def _spm_style(backend) -> bool:
+    """True for a SentencePiece-converted tokenizer: a Unigram model, or a Metaspace
+    pre-tokenizer (alone or in a sequence)."""
+    if type(backend.model).__name__ == "Unigram":
+        return True
+    pre = backend.pre_tokenizer
+    return pre is not None and "Metaspace" in repr(pre)
+
+
 class FastTokenizer:
     """``tokenizers.Tokenizer`` with the transformers-style calls bertcli needs.
 
@@ -56,6 +65,13 @@ class FastTokenizer:
         if backend.post_processor is None:
             # No [CLS]/[SEP] template in the file: transformers' tokenizer classes rebuild
             # one from the class defaults; leave such folders to them.
+            return None
+        if _spm_style(backend):
+            # SentencePiece-style files (XLM-R, CamemBERT, ALBERT, DeBERTa-v2/v3): transformers 5
+            # rebuilds their pre-tokenizer from the class (WhitespaceSplit + Metaspace) and
+            # ignores the file's; hub files made before that (Metaspace alone) then give other
+            # ids and offsets (a run of spaces becomes '▁' tokens). Take transformers' tokenizer
+            # so that bertcli reads exactly what the pipeline reads.
             return None
         conf: dict = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):
