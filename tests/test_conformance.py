@@ -352,6 +352,60 @@ def test_ner(name, agg, layout):
     _compare_ner(name, agg, NER_TEXTS, ours, ref)
 
 
+#: layouts whose family gets a token-classification head in :func:`test_ner_every_family`
+#: (each family's own config, tokenizer files and weight names; the head added with random
+#: weights by transformers' own ``...ForTokenClassification`` class).
+NER_FAMILIES = ["bert-base-cased", "distilbert-sst2", "roberta-base", "albert-base-v2", "electra-emotion",
+                "deberta-v3-nli", "modernbert-base"]
+
+
+@pytest.mark.parametrize("name", NER_FAMILIES)
+def test_ner_every_family(name, layout, tmp_path):
+    """``ner`` on a token classifier of every family bertcli runs (native or transformers'
+    classes), against the pipeline with ``simple`` aggregation."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    src = layout(name)
+    d = tmp_path / f"{name}-ner"
+    d.mkdir()
+    for f in src.iterdir():
+        if f.is_file() and not f.name.endswith((".safetensors", ".json")) or f.name.startswith("tokenizer") \
+                or f.name in ("special_tokens_map.json", "added_tokens.json", "vocab.json"):
+            shutil.copy(f, d / f.name)
+    cfg = AutoConfig.from_pretrained(str(src))
+    cfg.id2label = dict(enumerate(H.HRL_LABELS))
+    cfg.label2id = {v: k for k, v in cfg.id2label.items()}
+    cfg.problem_type = None
+    torch.manual_seed(0)
+    AutoModelForTokenClassification.from_config(cfg).save_pretrained(str(d))
+    for stub in ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot", "model.onnx",
+                 "training_args.bin"):
+        (d / stub).unlink(missing_ok=True)
+    from transformers import AutoTokenizer
+
+    # Where several tokens share a character (byte-level BPE cuts 東 into byte pieces), the
+    # pipeline reports overlapping entities on it; bertcli gives each character to one entity
+    # (README). Those texts are checked for that, the others against the pipeline.
+    tok = AutoTokenizer.from_pretrained(str(d))
+    shared = [t for t in NER_TEXTS if _tokens_share_a_character(tok, t)]
+    texts = [t for t in NER_TEXTS if t not in shared]
+    ref = ner_reference(d, texts, "simple")
+    ours = cli_records(["ner", *texts, "-m", d, "--aggregation", "simple"])
+    _compare_ner(name, "simple", texts, ours, ref)
+    for t, rec in zip(shared, cli_records(["ner", *shared, "-m", d, "--aggregation", "simple"]) if shared else []):
+        spans = [(e["start"], e["end"]) for e in rec["entities"]]
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), (t, spans)
+        assert all(e["word"] == t[e["start"]:e["end"]] and e["word"].strip() == e["word"] for e in rec["entities"])
+
+
+def _tokens_share_a_character(tok, text: str) -> bool:
+    offs = [o for o in tok(text, return_offsets_mapping=True)["offset_mapping"] if o[1] > o[0]]
+    return any(b[0] < a[1] for a, b in zip(offs, offs[1:]))
+
+
 def test_fixture_xlmr_has_bare_word_markers(layout):
     """Fixture check: the XLM-R tokenizer makes a lone ``▁`` in the NER texts (the case above)."""
     from transformers import AutoTokenizer

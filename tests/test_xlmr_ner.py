@@ -107,7 +107,9 @@ def _as_bertcli(text, ents):
 
 def test_fixture_makes_lone_metaspace_pieces(hand):
     lm, pipe = hand
-    assert type(lm.tokenizer).__name__ == "FastTokenizer"  # bertcli reads tokenizer.json itself
+    # SentencePiece files are read through transformers' class, as the pipeline reads them
+    # (transformers 5 rebuilds their pre-tokenizer; bertcli.fasttok defers to it)
+    assert type(lm.tokenizer).__name__ == "XLMRobertaTokenizer"
     # as xlm-roberta-base does: a lone ▁ with the offsets of the next piece's first character
     assert _pieces(lm, "FC Liverpool won")[:4] == [("▁", (0, 1)), ("FC", (0, 2)), ("▁", (3, 4)), ("L", (3, 4))]
     assert _pieces(lm, "東京タワーは高い")[:2] == [("▁", (0, 1)), ("東京", (0, 2))]
@@ -223,11 +225,12 @@ def test_no_pseudo_token_takes_a_character(rand, text):
         for e in ents:
             assert e["word"] == text[e["start"]:e["end"]] and e["start"] in bounds and e["end"] in bounds
         assert len(chars) == len(set(chars))
+        visible = {i for i in real if not text[i].isspace()}  # entities leave out surrounding spaces
         if strategy == "none":
             # exactly the real tokens' characters, none of them lost to a ▁
-            assert set(chars) == real and not {e["index"] for e in ents} & pseudo
+            assert {i for i in chars if not text[i].isspace()} == visible and not {e["index"] for e in ents} & pseudo
         else:
-            assert set(chars) >= real
+            assert set(chars) >= visible
 
 
 # ---------------------------------------------------------------- windows and batches

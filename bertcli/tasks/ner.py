@@ -279,14 +279,24 @@ def decode_entities(text: str, tokens: Sequence[Token], labels: Sequence[str], a
 
 
 def _with_words(text: str, ents: list[dict]) -> list[dict]:
-    """Entities in the output form: empty ones dropped, spans widened to grapheme cluster
-    boundaries and trimmed to characters no earlier entity covers, ``word`` sliced from
-    ``text``."""
+    """Entities in the output form: empty ones dropped, spans stripped of surrounding
+    whitespace, widened to grapheme cluster boundaries and trimmed to characters no earlier
+    entity covers, ``word`` sliced from ``text``.
+
+    Whitespace: byte-level BPE pieces without an offset-trimming post-processor (ModernBERT)
+    and SentencePiece pieces after a Metaspace-only pre-tokenizer (DeBERTa-v2/v3) carry the
+    space before the word in their offsets (``Ġ``/``▁`` stands for it); an entity is the
+    word itself, so the space is left out.
+    """
     out = []
     covered = 0
     bounds = grapheme_bounds(text) if ents else None
     for e in ents:
         start, end = e["start"], e["end"]
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
         if end <= start:
             continue
         if bounds is not None:
