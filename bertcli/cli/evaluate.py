@@ -26,7 +26,11 @@ from .options import check_device
 @click.option("--text-pair-field", metavar="NAME", help="Second text of a sentence pair (classify).")
 @click.option("--label-field", metavar="NAME", help="Label column/field (default: guessed from the header).")
 @click.option("--label-map", metavar="OLD=NEW,...", help="Rename data labels as read (classify).")
-@click.option("--data-format", help="auto, jsonl, csv, tsv, label-text (classify); conll, jsonl (ner).")
+@click.option("--data-format",
+              help="auto, jsonl, csv, tsv, label-text (classify); conll, jsonl, spans, labelstudio (ner).")
+@click.option("--on-invalid", type=click.Choice(["fix", "skip", "error"]),
+              help="NER: invalid tag sequences repaired (fix, the default), left out (skip) or refused; a span "
+                   "cutting a word, overlapping or out of range stops the run unless skip.")
 @click.option("--tag-column", type=int, help="CoNLL tag column (NER).")
 @click.option("--encoding", default="auto", show_default=True, help="Data encoding; auto = UTF-8 (BOM ok).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default=None,

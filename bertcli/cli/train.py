@@ -262,24 +262,31 @@ def train_classify_cmd(**params):
 
 @train_group.command("ner")
 @train_options
-@click.option("--data-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True,
-              help="conll: token and tag columns, blank line between sentences; jsonl: tokens/tags lists.")
+@click.option("--data-format", type=click.Choice(["auto", "conll", "jsonl", "spans", "labelstudio"]), default="auto",
+              show_default=True,
+              help="conll: token and tag columns, blank line between sentences; jsonl: tokens/tags lists; spans: "
+                   "JSONL text + character spans (doccano entities/label, spaCy/Prodigy spans, `ner -f spans`); "
+                   "labelstudio: Label Studio's JSON export.")
+@click.option("--text-field", default="text", show_default=True, help="spans/labelstudio: the text's key.")
 @click.option("--token-column", type=int, default=0, show_default=True, help="CoNLL token column (0-based).")
 @click.option("--tag-column", type=int, default=-1, show_default=True, help="CoNLL tag column (-1: last).")
 @click.option("--tokens-field", default="tokens", show_default=True, help="JSONL tokens key.")
 @click.option("--tags-field", help="JSONL tags key (default: tags, ner_tags, labels).")
 @click.option("--scheme", type=click.Choice(["auto", "IOB1", "IOB2", "BIOES"]), default="auto", show_default=True,
               help="Tagging scheme of the data (auto: detected; IOB1 is converted to IOB2).")
-@click.option("--on-invalid", type=click.Choice(["fix", "error"]), default="fix", show_default=True,
-              help="Invalid tag sequences: repair and report, or stop.")
+@click.option("--on-invalid", type=click.Choice(["fix", "skip", "error"]), default="fix", show_default=True,
+              help="Invalid tag sequences: repair (fix) or leave the sentence out (skip), reported; or stop. Spans "
+                   "cutting a word, overlapping or out of range: stop (fix, error) or leave the record out (skip).")
 @click.option("--label-all-tokens", is_flag=True, help="Continuation WordPieces get the word's I- tag.")
 def train_ner_cmd(**params):
-    """Fine-tune a token classifier (NER) on CoNLL columns or JSONL tokens/tags.
+    """Fine-tune a token classifier (NER) on CoNLL columns, JSONL tokens/tags, or character
+    spans exported by annotation tools (doccano, spaCy/Prodigy, Label Studio).
 
     \b
     Examples:
       bertcli train ner --train conll2003/train.txt --eval conll2003/dev.txt -o runs/conll
       bertcli train ner --train weibo_ner/weiboNER_2nd_conll.train --eval weibo_ner/weiboNER_2nd_conll.dev -o runs/weibo
+      bertcli train ner --train doccano.jsonl --eval label-studio.json -o runs/mine
     """
     from ..train import train_ner
 
@@ -288,7 +295,8 @@ def train_ner_cmd(**params):
     _run(train_ner, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
          params.pop("eval_path"), data_format=params.pop("data_format"), token_column=params.pop("token_column"),
          tag_column=params.pop("tag_column"), tokens_field=params.pop("tokens_field"),
-         tags_field=params.pop("tags_field"), scheme=params.pop("scheme"), on_invalid=params.pop("on_invalid"),
+         tags_field=params.pop("tags_field"), text_field=params.pop("text_field"), scheme=params.pop("scheme"),
+         on_invalid=params.pop("on_invalid"),
          encoding=params.pop("encoding"), label_all_tokens=params.pop("label_all_tokens"), options=opts)
 
 

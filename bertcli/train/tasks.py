@@ -195,7 +195,7 @@ def _argmax_logits(logits, labels):
 def train_ner(model: str | Path | None, train: str | Path, output: str | Path, eval: str | Path | None = None,
               *, data_format: str = "auto", token_column: int = 0, tag_column: int = -1,
               tokens_field: str = "tokens", tags_field: str | None = None, scheme: str = "auto",
-              on_invalid: str = "fix", token_format: str = "auto", encoding: str = "auto",
+              on_invalid: str = "fix", token_format: str = "auto", encoding: str = "auto", text_field: str = "text",
               label_all_tokens: bool = False, labels: list[str] | None = None,
               options: TrainOptions | None = None, progress: ProgressFn | None = None) -> TrainResult:
     """Fine-tune a token classifier for named entities.
@@ -207,9 +207,11 @@ def train_ner(model: str | Path | None, train: str | Path, output: str | Path, e
 
     Args:
         model, train, eval, output, options, progress: as :func:`train_classify`.
-        data_format ... encoding: passed to :func:`bertcli.train.data.read_ner`. IOB1
-            files are converted to IOB2; invalid sequences are repaired and reported
-            (``on_invalid="error"`` refuses them).
+        data_format ... encoding, text_field: passed to :func:`bertcli.train.data.read_ner`
+            (CoNLL, JSONL tokens/tags, or character spans: ``spans``, ``labelstudio``).
+            IOB1 files are converted to IOB2; invalid sequences are repaired and reported
+            (``on_invalid="error"`` refuses them, ``"skip"`` leaves them out); an invalid
+            span stops the run before the model loads, unless ``on_invalid="skip"``.
         labels: the tag set in id order (default: training tags, ``O`` first, then by
             type; with ``label_all_tokens`` each ``B-X`` also gets its ``I-X``).
 
@@ -226,7 +228,7 @@ def train_ner(model: str | Path | None, train: str | Path, output: str | Path, e
     base = _base_dir(model)
     kw = dict(data_format=data_format, token_column=token_column, tag_column=tag_column, tokens_field=tokens_field,
               tags_field=tags_field, scheme=scheme, on_invalid=on_invalid, token_format=token_format,
-              encoding=encoding, tag_names=labels)
+              encoding=encoding, tag_names=labels, text_field=text_field)
     tr = read_ner(train, **kw)
     ev = read_ner(eval, **kw) if eval else None
     if ev is not None and ev.scheme != tr.scheme:

@@ -1,8 +1,11 @@
-"""NER data as words and tags: CoNLL columns and JSONL tokens/tags (:func:`read_ner`).
+"""NER data as words and tags (:func:`read_ner`).
 
 * ``conll``: one token per line, whitespace or TAB separated columns, the tag in the last
   column by default, blank lines between sentences, ``-DOCSTART-`` lines skipped.
 * ``jsonl``: ``{"tokens": [...], "tags": [...]}`` per line.
+* ``spans`` and ``labelstudio``: texts with character-span entities, as annotation
+  tools export them (doccano, spaCy/Prodigy, Label Studio), split into words and tagged
+  BIO by :mod:`.spans`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from pathlib import Path
 
 from ...errors import DataError
 from .lines import Issue, _err, read_lines
+from .spans import ON_INVALID, SPAN_FORMATS, detect_span_format, read_spans
 from .tags import SCHEMES, _normalise_tag, detect_scheme, iob1_to_iob2, sort_tags, validate_tags
 
-NER_FORMATS = ("auto", "conll", "jsonl")
+NER_FORMATS = ("auto", "conll", "jsonl", "spans", "labelstudio")
 #: a character followed by its 1-2 digit position in a word: the Weibo NER layout
 #: (Peng & Dredze 2015), where ``我0`` is the character 我, first in its word.
 _CHAR_POS_RE = re.compile(r"^(\ufffd\ufffd|.)(\d{1,2})$", re.S)
@@ -57,13 +61,19 @@ class NerData:
 def read_ner(path: str | Path, *, data_format: str = "auto", token_column: int = 0, tag_column: int = -1,
              tokens_field: str = "tokens", tags_field: str | None = None, scheme: str = "auto",
              convert_iob1: bool = True, on_invalid: str = "fix", token_format: str = "auto",
-             encoding: str = "auto", tag_names: list[str] | None = None) -> NerData:
-    """Read a NER file (CoNLL columns or JSONL) and validate its tags.
+             encoding: str = "auto", tag_names: list[str] | None = None, text_field: str = "text") -> NerData:
+    """Read a NER file (CoNLL columns, JSONL tokens/tags, or character spans) as words and tags.
 
     Args:
         path: the file.
-        data_format: ``auto`` (JSONL when the extension is .jsonl/.json/.ndjson or the first
-            line starts with ``{``, else CoNLL), ``conll`` or ``jsonl``.
+        data_format: ``conll``, ``jsonl`` (tokens/tags), ``spans`` (JSONL or a JSON array
+            of texts with doccano / spaCy / Prodigy spans), ``labelstudio`` (Label Studio's
+            JSON export); see :mod:`bertcli.train.data.spans` for the last two. ``auto``:
+            a file starting with ``[`` is Label Studio when its first element has a
+            ``data`` object, else spans; a first line starting with ``{`` (or a
+            .jsonl/.json/.ndjson file) is ``jsonl`` when the object has ``tokens_field``,
+            spans when it has ``spans``, ``entities``, ``label`` or ``ents``; anything
+            else is CoNLL.
         token_column, tag_column: CoNLL columns (0-based; negative counts from the end).
         tokens_field, tags_field: JSONL keys (``tags_field=None`` tries ``tags``,
             ``ner_tags``, ``labels``).
@@ -75,35 +85,45 @@ def read_ner(path: str | Path, *, data_format: str = "auto", token_column: int =
         on_invalid: what to do with tag sequences the scheme forbids (an IOB2 entity
             starting with ``I-X``; a BIOES ``B-X`` not closed by ``E-X``...): ``fix``
             (IOB2: read ``I-X`` as ``B-X``, which is how conlleval and seqeval count it;
-            BIOES: kept as is) and report each in ``warnings``; ``error``: raise.
+            BIOES: kept as is) and report each in ``warnings``; ``skip``: leave the
+            sentence out (reported); ``error``: raise. Spans (which have no repair that
+            is not a guess): an invalid span raises under ``fix`` and ``error``, and
+            ``skip`` leaves its record out.
         token_format: ``auto``, ``plain`` or ``char-position``: every token is one
             character followed by its position in a word (Weibo NER); the digits are
             stripped. ``auto`` picks ``char-position`` only when every token has that form.
         encoding: see :func:`read_lines`.
         tag_names: for JSONL with integer tags: the tag of each id.
+        text_field: spans / Label Studio: the key of the text (Label Studio: in ``data``).
 
     Returns:
-        :class:`NerData` with tags in ``scheme`` (IOB2 after IOB1 conversion).
+        :class:`NerData` with tags in ``scheme`` (IOB2 after IOB1 conversion). Span data
+        is tagged IOB2 (BIOES when ``scheme="BIOES"``); each record is one sentence.
 
     Raises:
         DataError: file problems, a line with too few columns, a tag that is neither
             ``O`` nor ``<B|I|E|S|L|U>-TYPE``, tokens/tags of different lengths (JSONL), an
             empty token, integer tags without ``tag_names``, invalid sequences with
-            ``on_invalid="error"``, or no sentences.
+            ``on_invalid="error"``, or no sentences; for spans see
+            :func:`bertcli.train.data.spans.read_spans`.
     """
     if data_format not in NER_FORMATS:
         raise DataError(f"unknown NER data format '{data_format}'", f"use one of {', '.join(NER_FORMATS)}")
     if scheme not in SCHEMES:
         raise DataError(f"unknown tag scheme '{scheme}'", f"use one of {', '.join(SCHEMES)}")
-    if on_invalid not in ("fix", "error"):
-        raise ValueError("on_invalid must be 'fix' or 'error'")
+    if on_invalid not in ON_INVALID:
+        raise ValueError(f"on_invalid must be one of {', '.join(ON_INVALID)}")
     lines, issues = read_lines(path, encoding)
     src = str(path)
-    fmt = data_format
-    if fmt == "auto":
-        first = next((s for s in lines if s.strip()), "")
-        fmt = "jsonl" if Path(path).suffix.lower() in (".jsonl", ".json", ".ndjson") or \
-            first.lstrip().startswith("{") else "conll"
+    fmt = data_format if data_format != "auto" else _detect_format(path, lines, tokens_field)
+    if fmt in SPAN_FORMATS:
+        out_scheme = "BIOES" if scheme == "BIOES" else "IOB2"
+        examples, notes = read_spans(src, lines, fmt, text_field=text_field, on_invalid=on_invalid,
+                                     scheme=out_scheme)
+        if not examples:
+            raise DataError(f"{src}: no annotated texts found")
+        sents = [NerSentence(ex.words, ex.tags, ex.line, [ex.line] * len(ex.words)) for ex in examples]
+        return NerData(src, sents, fmt, out_scheme, out_scheme, "plain", issues + notes)
     if fmt == "conll":
         sents = _conll(src, lines, token_column, tag_column)
     else:
@@ -134,17 +154,49 @@ def read_ner(path: str | Path, *, data_format: str = "auto", token_column: int =
         out_scheme = "IOB2"
     elif found in ("IOB2", "BIOES"):
         bad = []
+        kept = []
         for s in sents:
             fixed, problems = validate_tags(s.tags, found)
             for i, msg in problems:
-                bad.append(Issue(src, s.lines[i], msg))
+                bad.append(Issue(src, s.lines[i], msg + ("; sentence left out" if on_invalid == "skip" else "")))
             if on_invalid == "fix":
                 s.tags = fixed
+            if not (problems and on_invalid == "skip"):
+                kept.append(s)
         if bad and on_invalid == "error":
             raise DataError(f"{bad[0]} ({len(bad)} invalid tag sequence(s) in all)",
                             "pass on_invalid='fix' to read them as conlleval does")
         issues.extend(bad)
+        sents = kept
+        if not sents:
+            raise DataError(f"{src}: no sentences left: every one has an invalid tag sequence")
     return NerData(src, sents, fmt, out_scheme, found, tf, issues)
+
+
+def _first_json_value(lines: list[str]):
+    """The first JSON value of a JSONL file, or the first element of a JSON array; None when
+    it does not parse (the reader then reports the error with its line)."""
+    text = "\n".join(lines).lstrip()
+    dec = json.JSONDecoder()
+    try:
+        if text.startswith("["):
+            rest = text[1:].lstrip()
+            return None if rest.startswith("]") else dec.raw_decode(rest)[0]
+        return dec.raw_decode(next((s for s in lines if s.strip()), "").strip())[0]
+    except (json.JSONDecodeError, StopIteration):
+        return None
+
+
+def _detect_format(path, lines: list[str], tokens_field: str) -> str:
+    first = next((s for s in lines if s.strip()), "").lstrip()
+    if first.startswith("["):
+        return detect_span_format(_first_json_value(lines)) or "spans"
+    if first.startswith("{") or Path(path).suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        obj = _first_json_value(lines)
+        if isinstance(obj, dict) and tokens_field not in obj:
+            return detect_span_format(obj) or "jsonl"
+        return "jsonl"
+    return "conll"
 
 
 def _conll(src, lines, token_column, tag_column) -> list[NerSentence]:
