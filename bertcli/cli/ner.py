@@ -31,7 +31,8 @@ def _rows(rec: dict) -> list[list[str]]:
 @model_options
 @input_options()
 @batch_options
-@output_options
+@output_options(extra_formats={"spans": "JSONL {text, spans: [{start, end, label, score}]}, the span format of "
+                                        "spaCy/Prodigy, which 'train ner' and 'evaluate' read back."})
 def ner_cmd(texts, aggregation, stride, **params):
     """Find named entities (people, places, organisations, ...).
 
@@ -44,12 +45,39 @@ def ner_cmd(texts, aggregation, stride, **params):
       bertcli ner "Angela Merkel visited Paris."
       bertcli ner --input news.txt --format jsonl | jq -c '.entities[] | [.entity_group, .word]'
       bertcli ner -m runs/conll --aggregation first < tweets.jsonl
+      bertcli ner -m runs/conll -i docs.jsonl -f spans -o review.jsonl   # correct, then train ner --train
     \b
     JSONL record: input fields (or text) plus entities: a list of
       {entity_group, score, word, start, end} (aggregation none: {entity, score, index, word, start, end})
+    --format spans record: input fields (or text) plus spans: a list of {start, end, label, score}
     """
     from ..tasks import ner as task
 
+    transform = None
+    if params.get("fmt") == "spans":
+        if aggregation == "none":
+            raise click.UsageError("--format spans writes entities; --aggregation none gives token tags "
+                                   "(use first, simple, average or max)")
+        if params.get("resume"):
+            raise click.UsageError("--resume continues a JSONL file of entities; drop --format spans to resume")
+        transform = _as_spans
+        params["fmt"] = "jsonl"  # a spans record is a JSONL line
     run_inference(task="ner", texts=texts, params=params,
                   stream=lambda lm, recs, opts: task.stream(lm, recs, aggregation or None, stride, opts),
-                  columns=["text", "entity", "word", "span", "score"], rows_of=_rows)
+                  columns=["text", "entity", "word", "span", "score"], rows_of=_rows, transform=transform)
+
+
+def _as_spans(lm, rec, res: dict) -> dict:
+    """The result as a ``spans`` record (:mod:`bertcli.train.data.spans`): spaCy/Prodigy's
+    ``{"start", "end", "label"}`` objects rather than doccano's ``[start, end, label]``
+    lists, since named keys can carry the score beside them and Prodigy takes the file
+    as it is. ``text`` is added when the input record does not hold the text the offsets
+    refer to under that key (``--field content``); an input ``text`` is then kept as
+    ``input_text``."""
+    from ..train.data.spans import entities_to_spans
+
+    out = {}
+    if rec.fields is not None and rec.fields.get("text") != rec.text:
+        out["text"] = rec.text
+    out["spans"] = entities_to_spans(res["entities"])
+    return out

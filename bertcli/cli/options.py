@@ -93,10 +93,16 @@ def input_options(pairs: bool = False):
     return _stack(*opts)
 
 
-def output_options(f):
+def output_options(f=None, *, extra_formats: dict[str, str] | None = None):
+    """``@output_options``, or ``@output_options(extra_formats={"name": "help"})`` for a command
+    that also writes its own record shape (``ner --format spans``)."""
+    if f is None:
+        return lambda g: output_options(g, extra_formats=extra_formats)
+    extra = extra_formats or {}
     return _stack(
-        click.option("-f", "--format", "fmt", type=click.Choice(["table", "jsonl", "json"]), default=None,
-                     help="Output format. Default: table on a terminal, else jsonl."),
+        click.option("-f", "--format", "fmt", type=click.Choice(["table", "jsonl", "json", *extra]), default=None,
+                     help="Output format. Default: table on a terminal, else jsonl."
+                          + "".join(f" {k}: {v}" for k, v in extra.items())),
         click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
                      help="Bad input record: stop with exit 1, or report it on stderr and go on."),
         click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
