@@ -250,13 +250,23 @@ def test_fill_mask_sequence_is_the_text_with_that_mask_replaced(mlm_lm, parts, t
     assert len(res["predictions"]) == len(positions)
     if long:
         assert res["truncated"] is True
-    for pos, preds in zip(positions, res["predictions"]):
+    # the other masks hold their top-1 (issue #13, item 9)
+    top1 = [_replacement(tok, preds[0]["token"], preds[0]["token_str"]) for preds in res["predictions"]]
+
+    def filled(words):
+        out, at = "", 0
+        for pos, w in zip(positions, words):
+            out, at = out + text[at:pos] + w, pos + len(mask)
+        return out + text[at:]
+
+    assert res["sequence"] == filled(top1)
+    for j, preds in enumerate(res["predictions"]):
         assert 1 <= len(preds) <= top_k
         assert [p["score"] for p in preds] == sorted((p["score"] for p in preds), reverse=True)
         for p in preds:
             assert tok.decode([p["token"]]) == p["token_str"]
             word = _replacement(tok, p["token"], p["token_str"])
-            assert p["sequence"] == text[:pos] + word + text[pos + len(mask):]
+            assert p["sequence"] == filled(top1[:j] + [word] + top1[j + 1:])
 
 
 # ---------------------------------------------------------------- records through readers and writers

@@ -22,29 +22,48 @@ def _rows(rec: dict) -> list[list[str]]:
 @click.option("-k", "--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
               help="Predictions per mask.")
 @click.option("--targets", metavar="W1,W2,...", help="Score only these words (each one vocabulary token).")
+@click.option("--whole-words", "whole_words", is_flag=True,
+              help="Only whole-word candidates (is_subword false, no special token); still the top-k of them, "
+                   "scores unchanged.")
+@click.option("--joint", is_flag=True,
+              help="Several masks: fill the most confident one, run again with it filled, repeat "
+                   "(one forward pass per mask).")
+@click.option("--mask-token", "mask_token", metavar="STR",
+              help="The placeholder your texts use for the mask (e.g. ___, or [MASK] for a <mask> model).")
 @model_options
 @input_options()
 @batch_options
 @output_options
-def fill_mask_cmd(texts, top_k, targets, **params):
+def fill_mask_cmd(texts, top_k, targets, whole_words, joint, mask_token, **params):
     """Predict the token behind each [MASK] (<mask> for RoBERTa-style models).
 
-    Every mask of a text gets its own top-k. Long texts keep a window around
+    Every mask of a text gets its own top-k; each prediction's sequence fills
+    the other masks with their top-1, and the record's sequence fills them all.
+    By default each mask is predicted with the others still masked (as the
+    transformers pipeline); --joint fills them one at a time, most confident
+    first, each score then conditioned on the masks filled before it.
+    is_subword marks continuation pieces (##ing; a BPE piece without its
+    word-start marker right after a word). Long texts keep a window around
     each mask (truncated: true).
 
     \b
     Examples:
       bertcli fill-mask "The capital of France is [MASK]."
       bertcli fill-mask "I [MASK] this movie." --targets love,hate
+      bertcli fill-mask "The [MASK] [MASK] barked." --joint --whole-words
+      bertcli fill-mask "She ___ to work every day." --mask-token ___
       bertcli fill-mask --input masked.txt --format jsonl | jq -r '.predictions[0][0].token_str'
     \b
     JSONL record: input fields (or text) plus
-      predictions: one list per mask of [{score, token, token_str, sequence}], truncated
+      predictions: one list per mask of [{score, token, token_str, is_subword, sequence}],
+      sequence, truncated
     """
     from ..tasks import fill_mask as task
 
     tg = targets.split(",") if targets is not None else None  # --targets "" is an error, not "no targets"
+    task.check_flags(tg, whole_words, mask_token)  # before the (slow) model load
+    kw = dict(whole_words=whole_words, joint=joint, mask_token=mask_token)
     run_inference(task="fill-mask", texts=texts, params=params,
-                  stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, tg, opts),
-                  prepare=lambda lm: task.target_ids(lm.tokenizer, tg),
+                  stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, tg, opts, **kw),
+                  prepare=lambda lm: task.check_options(lm.tokenizer, tg, whole_words, mask_token),
                   columns=["text", "mask", "token", "score", "sequence"], rows_of=_rows)

@@ -18,7 +18,7 @@ from .output import compose, input_names, make_writer, progress_callback, write_
 #: a command's own file; the rest say which input fields were renamed beside them)
 RESULT_KEYS = {"classify": ("label", "score", "labels", "truncated"),
                "sentiment": ("sentiment", "label", "score", "labels", "truncated"),
-               "fill-mask": ("predictions", "truncated"), "ner": ("entities", "truncated"),
+               "fill-mask": ("predictions", "sequence", "truncated"), "ner": ("entities", "truncated"),
                "nsp": ("is_next", "score", "truncated")}
 
 
