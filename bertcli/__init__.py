@@ -5,6 +5,8 @@ The Python API mirrors the commands and never imports Click or rich::
     from bertcli import load_model, classify, fill_mask, ner, nsp
     lm = load_model("path/to/model", task="classify")
     classify(lm, ["I loved it"], top_k=None)
+    from bertcli import load_tokenizer, tokenize             # the tokenizer alone: no torch
+    tokenize(load_tokenizer(), ["Unaffable émigrés"])
 
 Heavy modules (torch, transformers) are imported on first use.
 """
@@ -20,6 +22,8 @@ _API = {
     "fill_mask": ("bertcli.tasks.fill_mask", "fill_mask"),
     "nsp": ("bertcli.tasks.nsp", "nsp"),
     "ner": ("bertcli.tasks.ner", "ner"),
+    "tokenize": ("bertcli.tasks.tokenize", "tokenize"),
+    "load_tokenizer": ("bertcli.tasks.tokenize", "load_tokenizer"),
     "StreamOptions": ("bertcli.tasks.base", "StreamOptions"),
     "BertcliError": ("bertcli.errors", "BertcliError"),
 }

@@ -21,6 +21,7 @@ COMMANDS = {
     "ner": "bertcli.cli.ner:ner_cmd",
     "train": "bertcli.cli.train:train_group",
     "evaluate": "bertcli.cli.evaluate:evaluate_cmd",
+    "tokenize": "bertcli.cli.tokenize:tokenize_cmd",
 }
 
 
