@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from .errors import ModelError, UsageError
 
 #: task name -> (transformers Auto class name, human name of the head, training hint)
 TASKS: dict[str, tuple[str, str, str]] = {
@@ -170,13 +170,16 @@ def resolve_model_dir(model: str | os.PathLike | None, task: str, revision: str 
     if model is None or str(model) == "":
         model = os.environ.get("BERTCLI_MODEL") or None
     if model is None:
+        if revision is not None:
+            raise UsageError(f"--revision {revision} needs a hub id (--model ORG/NAME); the shipped default has "
+                             "no revisions")
         from . import defaults
         return defaults.default_model_dir(task)
     p = Path(os.path.expanduser(str(model)))
     if p.exists() or not looks_like_hub_id(str(model)):
-        if revision is not None and not p.exists():
-            raise ModelError(f"model folder '{p}' does not exist",
-                             "--revision applies to a hub id from the Hugging Face cache")
+        if revision is not None:
+            raise UsageError(f"--revision {revision} needs a hub id from the Hugging Face cache, but '{p}' is a "
+                             "folder path", "drop --revision, or pass the hub id (ORG/NAME)")
         return p
     return hub_cache_snapshot(str(model), revision)
 

@@ -285,3 +285,10 @@ def test_old_hub_sentencepiece_file_reads_as_the_pipeline_does(tmp_path):
     want = [(e["start"], e["end"], e["entity"]) for e in pipeline("token-classification", model=str(d))(text)
             if e["word"] != "\u2581"]  # a lone '▁' takes no character in bertcli (tests/test_xlmr_ner.py)
     assert got == want
+
+
+def test_revision_without_a_hub_id_is_a_usage_error(hub_cache, cls_dir):
+    r = CliRunner().invoke(cli, ["classify", "-m", str(cls_dir), "--revision", "main", "x"])
+    assert r.exit_code == 2 and "--revision main needs a hub id" in r.stderr and "folder path" in r.stderr
+    r = CliRunner().invoke(cli, ["sentiment", "--revision", "main", "x"], env={"BERTCLI_MODEL": None})
+    assert r.exit_code == 2 and "shipped default has no revisions" in r.stderr
