@@ -7,6 +7,7 @@ The Python API mirrors the commands and never imports Click or rich::
     classify(lm, ["I loved it"], top_k=None)
     from bertcli import load_tokenizer, tokenize             # the tokenizer alone: no torch
     tokenize(load_tokenizer(), ["Unaffable émigrés"])
+    attention(load_model("path/to/model", task="encoder"), ["The animal didn't cross the street."])
 
 Heavy modules (torch, transformers) are imported on first use.
 """
@@ -24,6 +25,7 @@ _API = {
     "ner": ("bertcli.tasks.ner", "ner"),
     "tokenize": ("bertcli.tasks.tokenize", "tokenize"),
     "load_tokenizer": ("bertcli.tasks.tokenize", "load_tokenizer"),
+    "attention": ("bertcli.tasks.attention", "attention"),
     "StreamOptions": ("bertcli.tasks.base", "StreamOptions"),
     "BertcliError": ("bertcli.errors", "BertcliError"),
 }

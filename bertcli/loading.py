@@ -843,7 +843,10 @@ def _check_missing(path: Path, task: str, net, missing) -> None:
     except TypeError:
         pass
     real = sorted(k for k in missing if k not in tied and not k.endswith("position_ids")
-                  and not k.endswith("decoder.bias"))
+                  and not k.endswith("decoder.bias")
+                  # the encoder task reads hidden states and attention, never the pooler that
+                  # AutoModel (AlbertModel, BertModel) adds and an MLM checkpoint lacks
+                  and not (task == "encoder" and k.startswith("pooler.")))
     if real:
         head, hint = TASKS[task][1], TASKS[task][2]
         shown = ", ".join(real[:3]) + (", ..." if len(real) > 3 else "")

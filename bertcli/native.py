@@ -224,6 +224,20 @@ def length_groups(lengths: list[int]) -> list[tuple[int, int, int]]:
     return groups
 
 
+def attention_probs(q, k, v):
+    """Scaled dot-product attention and its probabilities: ``(softmax(q k^T / sqrt(d_k)) v, P)``
+    with ``P = softmax(q k^T / sqrt(d_k))`` (Vaswani et al. 2017, eq. 1), which
+    ``F.scaled_dot_product_attention`` computes but does not return.
+
+    q, k, v: ``(..., n, d_k)``. Returns the output in q's dtype and ``P`` ``(..., n, n)`` in
+    float32 (rows sum to 1), computed as transformers' eager attention does (matmul, scale,
+    softmax in float32). No mask term: the native encoder runs attention per sequence on its
+    real tokens only, so every key is a real token (transformers' additive mask is 0 there).
+    """
+    p = torch.softmax((q.float() @ k.float().transpose(-2, -1)) * (q.shape[-1] ** -0.5), dim=-1)
+    return (p @ v.float()).to(q.dtype), p
+
+
 class Layer(nn.Module):
     """One post-LN Transformer encoder layer with fused QKV projection, on packed tokens."""
 
@@ -238,11 +252,15 @@ class Layer(nn.Module):
         self.ln2 = nn.LayerNorm(h, eps=eps)
         self.act = act
 
-    def forward(self, x, groups):
+    def forward(self, x, groups, probs: list | None = None):
         """x: ``(T, H)`` packed tokens, T a multiple of :data:`TILE` (rows after the last
         sequence are padding, computed but never read); groups: ``[(start, n_seqs, length)]``
         runs of consecutive sequences of equal length. The residual stream and LayerNorm keep
-        ``x``'s dtype; the matrix products and attention run in the packed dtype."""
+        ``x``'s dtype; the matrix products and attention run in the packed dtype.
+
+        ``probs`` (opt-in, for ``bertcli attention``): when a list, attention runs through
+        :func:`attention_probs` instead of SDPA and each run's probabilities are appended to
+        it, ``(n_seqs, heads, length, length)`` in float32. Left None, nothing changes."""
         T, H = x.shape
         d = H // self.heads
         qkv = tiled_linear(x, self.qkv)
@@ -251,7 +269,11 @@ class Layer(nn.Module):
         for start, count, n in groups:
             end = start + count * n
             blk = qkv[start:end].view(count, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
-            o = F.scaled_dot_product_attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
+            if probs is None:
+                o = F.scaled_dot_product_attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
+            else:
+                o, p = attention_probs(blk[0], blk[1], blk[2])
+                probs.append(p)
             a[start:end].view(count, n, self.heads, d).copy_(o.transpose(1, 2))
         a[end:].zero_()
         x = self.ln1(tiled_linear(a, self.out, add=x))
@@ -419,12 +441,14 @@ class NativeEncoder(nn.Module):
             return torch.cumsum(m, 1) * m + self.pad_id
         return torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
-    def encode(self, input_ids, attention_mask, token_type_ids=None, queries=None):
+    def encode(self, input_ids, attention_mask, token_type_ids=None, queries=None, probs=None):
         """Packed last hidden states ``(T, H)`` of the real tokens, and the sequence lengths.
 
         With ``queries`` (one sorted list of positions per sequence), the last layer runs
         after attention on those positions only (:meth:`Layer.forward_rows`), and the
-        states are ``(R, H)``, one row per position, in sequence order.
+        states are ``(R, H)``, one row per position, in sequence order. With ``probs`` (a
+        list; not with ``queries``), each layer appends the list of its attention
+        probabilities (:meth:`Layer.forward`); see :meth:`attentions`.
         """
         keep = attention_mask.bool()
         lengths = keep.sum(1).tolist()
@@ -445,7 +469,11 @@ class NativeEncoder(nn.Module):
             x = torch.cat([x, x.new_zeros((pad, x.shape[1]))])
         layers = self.layers if queries is None else self.layers[:-1]
         for layer in layers:
-            x = layer(x, groups)
+            if probs is None:
+                x = layer(x, groups)
+            else:
+                probs.append([])
+                x = layer(x, groups, probs[-1])
         if queries is None:
             return x[:T], lengths
         rows, qgroups, start, qs, i = [], [], 0, 0, 0
@@ -460,6 +488,24 @@ class NativeEncoder(nn.Module):
             start, qs, i = start + (j - i) * n, qs + (j - i) * m, j
         rows_t = torch.tensor(rows, dtype=torch.long, device=x.device)
         return self.layers[-1].forward_rows(x, rows_t, qgroups), lengths
+
+    def attentions(self, input_ids, attention_mask, token_type_ids=None) -> list:
+        """Attention probabilities of every layer and head from this encoder's own forward pass.
+
+        Takes the inputs of :meth:`forward` (right-padded ``(B, L)`` LongTensors) and returns
+        one float32 tensor per sequence, ``(layers, heads, n, n)`` with n its real tokens:
+        entry ``[l, h, i, j]`` is how much query token i attends to key token j in head h of
+        layer l, ``softmax(q_i k_j^T / sqrt(d_k))`` over j (rows sum to 1). transformers'
+        ``output_attentions=True`` (eager attention) gives the same, padded to L with zeros
+        in the padded key columns. The regular forward pass (SDPA) is not used or changed.
+        """
+        if input_ids.shape[0] == 0:
+            return []
+        per_layer: list[list] = []
+        self.encode(input_ids, attention_mask, token_type_ids, probs=per_layer)
+        seqs = [[t for run in layer for t in run.unbind(0)] for layer in per_layer]
+        return [torch.stack([layer[i] for layer in seqs]) for i in range(input_ids.shape[0])] if seqs else \
+            [torch.zeros((0, 0, n, n)) for n in attention_mask.sum(1).tolist()]
 
     def _unpack(self, x, lengths, L):
         out = x.new_zeros((len(lengths), L, x.shape[-1]))

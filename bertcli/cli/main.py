@@ -22,6 +22,7 @@ COMMANDS = {
     "train": "bertcli.cli.train:train_group",
     "evaluate": "bertcli.cli.evaluate:evaluate_cmd",
     "tokenize": "bertcli.cli.tokenize:tokenize_cmd",
+    "attention": "bertcli.cli.attention:attention_cmd",
 }
 
 
