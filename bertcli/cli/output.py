@@ -169,6 +169,9 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
     with _Interrupts() as intr:
         try:
             for rec, res in results:
+                for kind, msg in rec.notices:  # how the input was read (the first record only)
+                    if not quiet:
+                        click.echo(f"{kind.capitalize()}: {msg}", err=True)
                 if rec.error is not None:
                     if on_error == "fail" or rec.fatal:
                         writer.close()

@@ -12,16 +12,22 @@ Conventions:
 * ``text``: the line itself (without its line end) is the text; empty and
   whitespace-only lines are records too. For pairs, the line is split at the first TAB.
 * ``jsonl``: each line must be a JSON object with string value(s) in the chosen
-  field(s); an empty line is an error record. A missing field's error lists the keys
-  the object has. JSON strings must be Unicode text: an escaped lone surrogate
-  (``"\\ud800"``) makes an error record (it could not be written out as UTF-8).
+  field(s). A blank line (only spaces and TABs) is not a record: it is skipped, as jq,
+  pandas and the JSON Lines convention do; line numbers stay the file's own. A missing
+  field's error lists the keys the object has. JSON strings must be Unicode text: an
+  escaped lone surrogate (``"\\ud800"``) makes an error record (it could not be written
+  out as UTF-8).
 * ``json``: one JSON array of objects (what ``--format json`` writes); each element is
   a record, numbered by the line its ``{`` is on. The file is read whole.
 * ``csv``/``tsv``: the first row is the header; ``--field`` names a column. TSV has no
   quoting (the GLUE/IANA convention); CSV uses standard double-quote quoting.
-* ``auto``: by file extension (.jsonl/.ndjson, .json: a JSON array when its first
-  non-blank character is ``[``, else JSONL; .csv, .tsv/.tab, .txt), else by content: a
-  first line starting with ``{`` is JSONL, otherwise plain text.
+* ``auto``: binary data is refused (an error naming what it looks like: a ZIP or
+  gzip file, an executable, UTF-16 text, ...). Then by file extension (.jsonl/.ndjson,
+  .json: a JSON array when its first non-blank character is ``[``, else JSONL; .csv,
+  .tsv/.tab, .txt), else by content (:mod:`bertcli.io.sniff`): JSONL, a JSON array, a
+  CSV/TSV table with a header row, or plain text. A table found this way, or a text
+  that looks like one, is said in a notice on the first record (see
+  :attr:`Record.notices`).
 
 Fatal records: where the rest of a file cannot be read at all (a CSV quote that is
 never closed, a syntax error in a JSON array), the reader yields one error record with
@@ -38,11 +44,13 @@ import re
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import InputError, UsageError
+from . import sniff
 
 FORMATS = ("auto", "text", "jsonl", "json", "csv", "tsv")
 #: ``.json`` is sniffed: a JSON array when it starts with ``[``, else JSONL.
@@ -65,6 +73,10 @@ class Record:
         error: why the record could not be read, or None.
         fatal: nothing after this bad record can be read (the reader stops after it), so
             it ends the run even where bad records are skipped.
+        notices: ``(kind, message)`` pairs about the whole input (kind ``note`` or
+            ``warning``), on its first record only: how ``auto`` read it (``reading
+            <stdin> as TSV: ...``) or what looks wrong. The CLI prints them on stderr
+            before that record's result.
     """
 
     index: int
@@ -74,6 +86,7 @@ class Record:
     fields: dict | None = None
     error: str | None = None
     fatal: bool = False
+    notices: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def to_error(self, source: str = "input") -> InputError:
         """This record's error as an :class:`InputError` naming ``source`` and the line."""
@@ -167,29 +180,39 @@ def read_records(stream: BinaryIO, fmt: str = "auto", field: str = "text", field
     Raises:
         UsageError: an unknown format; a ``field``/``field_b`` other than the default
             when ``auto`` finds plain text (the input is probably CSV/TSV on stdin).
-        InputError: a CSV/TSV header without the field.
+        InputError: a CSV/TSV header without the field; with ``auto``, binary data.
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown input format '{fmt}'", f"use one of {', '.join(FORMATS)}")
     if pairs and field_b is None:
         field_b = "text_pair"
-    lines = _lines(stream)
-    if fmt == "auto":
+    notices: list[tuple[str, str]] = []
+    how = None
+    if fmt != "auto":
+        lines = _lines(stream)
+    else:
+        head, eof = sniff.read_head(stream)
+        bad = sniff.binary_kind(head, eof, name or "input")
+        if bad is not None:
+            raise InputError(*bad, source=name or "input")
+        lines = _lines(sniff.prefixed(head, stream))
         fmt = _EXT.get(Path(name).suffix.lower(), "") if name and name != "<stdin>" else ""
-        if not fmt:
-            first = next(lines, None)
-            if first is None:
-                return
-            fmt = "jsonl" if first[1].lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "text"
-            lines = _chain([first], lines)
+        if fmt in ("", "text"):
+            sample = [_strip_eol(x) for x in (head if eof else head[:head.rfind(b"\n") + 1]).split(b"\n")]
+            if sample and sample[0].startswith(b"\xef\xbb\xbf"):
+                sample[0] = sample[0][3:]
+            fields = [field] + ([field_b] if pairs else [])
+            guess = sniff.guess_format([x.decode("utf-8", errors="replace") for x in sample], eof, fields, pairs,
+                                       name or "the input", by_name=fmt or None)
+            fmt, notices, how = guess.fmt, guess.notices, guess.how
         elif fmt == "json?":
-            head = []
+            upto = []  # the lines up to the first non-blank one
             for n, raw in lines:
-                head.append((n, raw))
+                upto.append((n, raw))
                 if raw.strip():
                     break
-            fmt = "json" if head and head[-1][1].lstrip().startswith(b"[") else "jsonl"
-            lines = _chain(head, lines)
+            fmt = "json" if upto and upto[-1][1].lstrip().startswith(b"[") else "jsonl"
+            lines = _chain(upto, lines)
         named = [f for f, default in ((field, "text"), (field_b, "text_pair")) if f not in (None, default)]
         if fmt == "text" and named:
             # A field name means structured input; reading it as plain lines would
@@ -197,13 +220,18 @@ def read_records(stream: BinaryIO, fmt: str = "auto", field: str = "text", field
             raise UsageError(f"field '{named[0]}' needs JSONL, CSV or TSV input, but {name or 'the input'} "
                              "reads as plain text", "pass --input-format csv, tsv or jsonl")
     if fmt == "text":
-        yield from _read_text(lines, pairs)
+        records = _read_text(lines, pairs)
     elif fmt == "jsonl":
-        yield from _read_jsonl(lines, field, field_b if pairs else None)
+        records = _read_jsonl(lines, field, field_b if pairs else None)
     elif fmt == "json":
-        yield from _read_json_array(lines, field, field_b if pairs else None)
+        records = _read_json_array(lines, field, field_b if pairs else None)
     else:
-        yield from _read_delimited(lines, "," if fmt == "csv" else "\t", field, field_b if pairs else None, name)
+        records = _read_delimited(lines, "," if fmt == "csv" else "\t", field, field_b if pairs else None, name,
+                                  how)
+    for rec in records:
+        if notices:
+            rec.notices, notices = notices, []
+        yield rec
 
 
 def _chain(first, rest):
@@ -211,13 +239,19 @@ def _chain(first, rest):
     yield from rest
 
 
-def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line without its line end); BOM dropped from line 1."""
+def _strip_eol(raw: bytes) -> bytes:
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    return raw
+
+
+def _lines(stream) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line without its line end); BOM dropped from line 1.
+    ``stream``: a binary stream, or any iterable of its lines."""
     for n, raw in enumerate(stream, 1):
-        if raw.endswith(b"\n"):
-            raw = raw[:-1]
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
+        raw = _strip_eol(raw)
         if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         yield n, raw
@@ -332,12 +366,12 @@ _ARRAY_HINT = "; for a file holding one JSON array of objects use --input-format
 
 
 def _read_jsonl(lines, field: str, field_b: str | None) -> Iterator[Record]:
+    # A blank line is no record (JSON Lines; jq and pandas skip it too): drop it before the
+    # records are numbered, keeping each line's own number for errors.
+    lines = ((n, raw) for n, raw in lines if raw.strip(b" \t"))
     for i, n, s, bad in _decoded(lines):
         if bad is not None:
             yield bad
-            continue
-        if not s.strip():
-            yield Record(i, n, error="empty line, expected a JSON object")
             continue
         obj, err = _loads(s)
         rec = Record(i, n, error=err) if err else _from_object(i, n, obj, field, field_b, s)
@@ -423,7 +457,8 @@ def _json_kind(v) -> str:
             int: "a number", float: "a number", dict: "an object"}.get(type(v), type(v).__name__)
 
 
-def _read_delimited(lines, delim: str, field: str, field_b: str | None, name) -> Iterator[Record]:
+def _read_delimited(lines, delim: str, field: str, field_b: str | None, name, how: str | None = None
+                    ) -> Iterator[Record]:
     # Decode line by line so that a bad byte is reported with its line; quoted CSV
     # fields may span lines, which csv.reader handles across the decoded lines.
     bad: dict[int, str] = {}
@@ -472,8 +507,12 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name) ->
     header = [h.strip() for h in header]
     for key in (field, field_b):
         if key is not None and key not in header:
-            raise InputError(f"no column '{key}' in the header ({', '.join(header) or 'empty'})",
-                             "choose one with --field" + ("/--field-b" if field_b else ""), line=1, source=name)
+            hint = "choose one with --field" + ("/--field-b" if field_b else "")
+            if how:  # the format was guessed: say why, and how to read plain lines instead
+                hint += (f" ({name or 'the input'} was read as {'TSV' if delim == chr(9) else 'CSV'}, {how}; "
+                         "--input-format text reads each line as one text)")
+            raise InputError(f"no column '{key}' in the header ({', '.join(header) or 'empty'})", hint,
+                             line=1, source=name)
     i = 0
     while True:
         start = len(linemap) + 1 - 1  # index of the next line to be read (0-based)

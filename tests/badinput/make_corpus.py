@@ -242,8 +242,7 @@ def cases(profile: str) -> list[Case]:
 
     b = _b(profile, "jsonl")
     b.good(), b.good()
-    b.raw(b"", Expect("bad", 3, message="empty line, expected a JSON object"))
-    b.raw(b"   ", Expect("bad", 4, message="empty line, expected a JSON object"))
+    b.raw(b""), b.raw(b"   "), b.raw(b"\t")  # blank lines are no records (JSON Lines; jq, pandas)
     b.good()
     out.append(b.case("blank-line.jsonl", "blank lines in JSONL"))
 
@@ -300,8 +299,8 @@ def cases(profile: str) -> list[Case]:
         b.text_line("")
     out.append(b.case("blank-lines.txt", "a file of only blank lines"))
     b = _b(profile, "jsonl")
-    for n in (1, 2, 3):
-        b.raw(b"", Expect("bad", n, message="empty line, expected a JSON object"))
+    for _ in range(3):
+        b.raw(b"")  # no records at all
     out.append(b.case("blank-lines.jsonl", "a file of only blank lines"))
     out.append(Case("blank-lines.csv", "a file of only blank lines", b"\n\n\n",
                     [Expect("header", 1, message="no column 'text' in the header (empty); choose one with --field"
