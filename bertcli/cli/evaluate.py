@@ -54,6 +54,7 @@ def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed,
 
     read_kw["label_map"] = parse_label_map(read_kw.get("label_map"))
     kw = {k: v for k, v in read_kw.items() if v is not None}
+    _check_task_options(model, task, kw)
     res = evaluate(model, data, task=task, device=device, dtype=dtype, batch_size=batch_size,
                    max_length=max_length, seed=seed, **kw)
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
@@ -67,13 +68,65 @@ def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed,
     _tables(res)
 
 
+_NAMES = {"classify": "a classify", "ner": "an NER", "mlm": "an MLM"}
+
+
+def _check_task_options(model: str, task: str | None, kw: dict) -> None:
+    """Before any work: an option of another task's data (``--tag-column`` on a classify
+    model, ``--label-map`` on an MLM one, ``--seed`` outside MLM...) is a usage error naming
+    the option and the task it belongs to, and so is a ``--data-format`` the task's reader
+    does not know; NER without seqeval is refused here too, not after all the inference."""
+    from ..errors import UsageError
+    from ..loading import resolve_model_dir
+    from ..train.data import CLASSIFY_FORMATS, NER_FORMATS
+    from ..train.evaluation import EVAL_TASKS, check_extras, model_task, reader_options
+
+    ctx = click.get_current_context()
+    given = task is not None
+    task = task or model_task(resolve_model_dir(model, "classify"))
+    whose = f"--task is {task}" if given else f"'{model}' is {_NAMES[task]} model"
+    seed = ctx.get_parameter_source("seed") == click.core.ParameterSource.COMMANDLINE
+    for k in [*kw, *(["seed"] if seed else [])]:
+        if k == "seed" and task != "mlm" or k != "seed" and k not in reader_options(task):
+            owners = ["mlm"] if k == "seed" else [t for t in EVAL_TASKS if k in reader_options(t)]
+            opt = "--" + k.replace("_", "-")
+            raise UsageError(f"{opt} is for {' and '.join(_NAMES[t].split()[1] for t in owners)} evaluation, "
+                             f"but {whose}", f"drop {opt}")
+    formats = {"classify": CLASSIFY_FORMATS, "ner": NER_FORMATS}.get(task)
+    if kw.get("data_format") is not None and formats and kw["data_format"] not in formats:
+        raise UsageError(f"--data-format '{kw['data_format']}' is not {_NAMES[task]} data format",
+                         f"use one of {', '.join(formats)}")
+    check_extras(task)
+
+
+def _fit(title_parts: list[str], width: int) -> str:
+    """``task · model · data`` in at most ``width`` characters: the paths share the room
+    left, and one too long keeps its end from a ``/`` on (``…/sst2/dev.tsv``), so that the
+    names that tell runs apart stay."""
+    fixed, paths = title_parts[0], title_parts[1:]
+    left = width - len(fixed) - 3 * len(paths)
+    room = [0] * len(paths)
+    for k, j in enumerate(sorted(range(len(paths)), key=lambda j: len(paths[j]))):
+        room[j] = min(len(paths[j]), max(left // (len(paths) - k), 2))
+        left -= room[j]
+    out = []
+    for p, r in zip(paths, room):
+        if len(p) > r:
+            tail = p[len(p) - r + 1:]
+            p = "…" + (tail[tail.index("/"):] if "/" in tail else tail)
+        out.append(p)
+    return " · ".join([fixed, *out])
+
+
 def _tables(res: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console(highlight=False)
-    head = Table("metric", "value", title=f"{res.get('task')} · {res.get('model')} · {res.get('data')}",
-                 header_style="bold")
+    # label names and paths are printed as written, never as rich markup or emoji codes
+    con = Console(highlight=False, markup=False, emoji=False)
+    # one line, as wide as the terminal at most (a narrow table used to wrap it to three)
+    title = _fit([str(res.get("task")), str(res.get("model")), str(res.get("data"))], con.width)
+    head = Table("metric", "value", title=title, header_style="bold", min_width=len(title))
     for k, v in res.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             head.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))

@@ -188,17 +188,18 @@ def _cell(v) -> str:
     return "" if v is None else str(v)
 
 
-def _check_extras() -> None:
+def _check_extras(ner_eval: bool = False) -> None:
     import importlib.util
 
-    missing = [m for m in ("accelerate",) if importlib.util.find_spec(m) is None]
+    # seqeval scores NER evaluations: without it a run would die at its first evaluation
+    missing = [m for m in ("accelerate", *(["seqeval"] if ner_eval else [])) if importlib.util.find_spec(m) is None]
     if missing:
         from ..errors import BertcliError
         raise BertcliError(f"training needs {', '.join(missing)}", "pip install 'bertcli[train]'")
 
 
 def _run(fn, params, *args, **kw):
-    _check_extras()
+    _check_extras(ner_eval=fn.__name__ == "train_ner" and len(args) > 3 and bool(args[3]))  # args[3]: --eval
     rep = Reporter(params.pop("fmt"), params.pop("quiet"))
     try:
         result = fn(*args, progress=rep, **kw)

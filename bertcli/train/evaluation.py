@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ModelError
+from ..errors import BertcliError, DataError, ModelError, UsageError
 from .collate import Collator, premask
 from .core import ProgressFn, _check_labels, _emit
 from .data import read_classification, read_documents, read_ner
@@ -20,6 +20,49 @@ from .features import encode_classification, encode_ner
 from .metrics import classification_metrics, mlm_metrics, multilabel_metrics, ner_metrics
 
 EVAL_TASKS = ("classify", "ner", "mlm")
+#: keywords of a task's reader that :func:`evaluate` sets itself
+_SET_HERE = {"path", "multi_label"}
+
+
+def reader_options(task: str) -> tuple[str, ...]:
+    """The reader keywords :func:`evaluate` passes on for ``task`` (``classify``: those of
+    :func:`~bertcli.train.data.read_classification` but ``multi_label``, which the model
+    decides; ``ner``: :func:`~bertcli.train.data.read_ner`; ``mlm``:
+    :func:`~bertcli.train.data.read_documents`), read from the readers' signatures so
+    that a new reader option is accepted as soon as the reader takes it."""
+    import inspect
+
+    fn = {"classify": read_classification, "ner": read_ner, "mlm": read_documents}[task]
+    return tuple(p for p in inspect.signature(fn).parameters if p not in _SET_HERE)
+
+
+def check_read_options(task: str, read_kw: dict) -> None:
+    """Refuse reader keywords ``task``'s reader does not take (they would be ignored, or
+    crash the reader after the model has loaded).
+
+    Raises:
+        UsageError: naming the first such keyword and the task(s) whose reader takes it.
+    """
+    for k in read_kw:
+        if k not in reader_options(task):
+            owners = [t for t in EVAL_TASKS if k in reader_options(t)]
+            raise UsageError(f"{k}= is not an option of {task} evaluation"
+                             + (f" (it is one of {' and '.join(owners)})" if owners else ""),
+                             f"{task} evaluation takes {', '.join(reader_options(task))}")
+
+
+def check_extras(task: str) -> None:
+    """Entity-level NER metrics need ``seqeval`` (a training extra): refuse before any
+    inference rather than after it.
+
+    Raises:
+        BertcliError: ``task`` is ``ner`` and seqeval is not installed.
+    """
+    import importlib.util
+
+    if task == "ner" and importlib.util.find_spec("seqeval") is None:
+        raise BertcliError("evaluating an NER model needs seqeval (entity-level P/R/F1, conlleval semantics)",
+                           "pip install 'bertcli[train]'")
 
 
 def model_task(model_dir: str | Path) -> str:
@@ -84,6 +127,9 @@ def evaluate(model_dir: str | Path, data: str | Path, *, task: str | None = None
 
     Raises:
         DataError: unreadable data, no labels, a label/tag the model does not know.
+        UsageError: a reader keyword the task's reader does not take (see
+            :func:`reader_options`); raised before the model loads.
+        BertcliError: ``ner`` without seqeval installed (before the model loads).
         ModelError, DeviceError: from loading.
     """
     from ..loading import load_model, load_tokenizer, resolve_model_dir
@@ -92,6 +138,8 @@ def evaluate(model_dir: str | Path, data: str | Path, *, task: str | None = None
     task = task or model_task(model_dir)
     if task not in EVAL_TASKS:
         raise ValueError(f"task must be one of {EVAL_TASKS}")
+    check_read_options(task, read_kw)
+    check_extras(task)
     if task == "mlm":
         return _evaluate_mlm(model_dir, data, device, dtype, batch_size, max_length, seed, mlm_probability,
                              progress, read_kw)
