@@ -405,3 +405,21 @@ def test_png_grid(encoder_dir, tmp_path):
 def test_api_entry():
     import bertcli
     assert bertcli.attention is A.attention
+
+
+def test_cli_hub_id_from_the_cache(tmp_path):
+    """-m ORG/NAME from the Hugging Face cache: a token classifier's encoder (its head is not
+    read), equal to transformers' output_attentions of the snapshot folder."""
+    cache = tmp_path / "hub"
+    desc = H.build_hub_cache(cache, tmp_path / "work")
+    hub_id = "dslim/bert-base-NER"
+    r = CliRunner().invoke(cli, ["attention", "-m", hub_id, "-f", "jsonl", PAIR[0]],
+                           env={"HF_HUB_CACHE": str(cache), "BERTCLI_MODEL": None, "BERTCLI_BACKEND": None})
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    tokens, ref = reference(desc[hub_id]["snapshots"][desc[hub_id]["main"]], PAIR[0])
+    assert rec["tokens"] == tokens
+    np.testing.assert_allclose(np.array(rec["attention"]), ref, atol=1e-5)
+    r = CliRunner().invoke(cli, ["attention", "--revision", "abc", "x"], env={"BERTCLI_MODEL": None})
+    assert r.exit_code == 2 and r.stderr == ("Error: --revision abc needs a hub id (--model ORG/NAME); the default "
+                                             "encoder has no revisions\n")

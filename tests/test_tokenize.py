@@ -403,3 +403,24 @@ def test_tokenize_never_imports_torch_or_transformers():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["n_tokens"] == 8
+
+
+def test_cli_hub_ids_from_the_cache(tmp_path):
+    """-m ORG/NAME from the Hugging Face cache (never downloaded), --revision a commit prefix;
+    the SST-2 repo has no tokenizer.json (vocab.txt: transformers' class builds the fast one)."""
+    cache = tmp_path / "hub"
+    desc = H.build_hub_cache(cache, tmp_path / "work")
+    env = {"HF_HUB_CACHE": str(cache), "BERTCLI_MODEL": None}
+    for hub_id, rev in (("dslim/bert-base-NER", None),
+                        ("distilbert/distilbert-base-uncased-finetuned-sst-2-english", "old")):
+        commit = desc[hub_id][rev or "main"]
+        args = ["tokenize", "-f", "jsonl", "-m", hub_id, "Angela Merkel visited Paris."]
+        r = CliRunner().invoke(cli, args + (["--revision", commit[:10]] if rev else []), env=env)
+        assert r.exit_code == 0, r.output
+        ref = _reference(desc[hub_id]["snapshots"][commit], ["Angela Merkel visited Paris."])[0]
+        _assert_same(json.loads(r.stdout), ref, pairs=False)
+    r = CliRunner().invoke(cli, ["tokenize", "-m", "nobody/nothing", "x"], env=env)
+    assert r.exit_code == 1 and "is neither a local folder nor in the Hugging Face cache" in r.stderr
+    r = CliRunner().invoke(cli, ["tokenize", "--revision", "abc", "x"], env=env)
+    assert r.exit_code == 2 and r.stderr == ("Error: --revision abc needs a hub id (--model ORG/NAME); the shipped "
+                                             "default has no revisions\n")

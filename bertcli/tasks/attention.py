@@ -43,12 +43,16 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", dtype: st
     Returns a :class:`bertcli.loading.LoadedModel` of task ``encoder``.
 
     Raises:
+        UsageError: ``revision`` without a hub id.
         ModelError, DeviceError: as :func:`bertcli.loading.load_model`; the default encoder
             package is not installed (with the install command).
     """
     from ..loading import load_model
 
     if (model is None or str(model) == "") and not os.environ.get("BERTCLI_MODEL"):
+        if revision is not None:
+            raise UsageError(f"--revision {revision} needs a hub id (--model ORG/NAME); the default encoder has "
+                             "no revisions")
         from ..defaults import default_encoder_dir
         model = default_encoder_dir()
     return load_model(model, "encoder", device, dtype, revision=revision)

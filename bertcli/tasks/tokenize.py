@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from ..io.readers import Record
 from .base import StreamOptions, stream_records, text_list
 
@@ -70,6 +70,7 @@ def load_tokenizer(model: str | os.PathLike | None = None, revision: str | None 
     symlink out of the folder, no FIFO or device, no custom tokenizer code (``auto_map``).
 
     Raises:
+        UsageError: ``revision`` without a hub id.
         ModelError: missing folder, no tokenizer files, an unsafe folder, a damaged
             tokenizer.json, or a tokenizer without a fast (Rust) version, which gives no
             character offsets (BERTweet, PhoBERT: ``vocab.txt`` + ``bpe.codes``).
@@ -80,6 +81,9 @@ def load_tokenizer(model: str | os.PathLike | None = None, revision: str | None 
     if model is None or str(model) == "":
         model = os.environ.get("BERTCLI_MODEL") or None
     if model is None:
+        if revision is not None:
+            raise UsageError(f"--revision {revision} needs a hub id (--model ORG/NAME); the shipped default has "
+                             "no revisions")
         from ..defaults import DEFAULTS_DIR
         path = DEFAULTS_DIR / DEFAULT_TOKENIZER
     else:
