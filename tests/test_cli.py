@@ -218,7 +218,7 @@ def test_table_format(cmd, model):
         want = [[r["text"], r["text_pair"], "yes" if r["is_next"] else "no", f"{r['score']:.4f}"] for r in exp]
     else:
         key = "sentiment" if cmd == "sentiment" else "label"
-        want = [[r["text"], r[key], f"{r['score']:.4f}", ""] for r in exp]
+        want = [[r["text"], r[key], f"{r['score']:.4f}"] for r in exp]  # --top-k 1: no "other labels" column
     assert cells == want
 
 

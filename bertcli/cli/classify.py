@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from .options import batch_options, input_options, model_options, name_list, output_options
+from .output import warn
 from .run import fmt_score, run_inference, short
 
 
@@ -20,10 +24,74 @@ def parse_top_k(value: str) -> int | None:
     return k
 
 
-def label_rows(rec: dict, key: str = "label") -> list[list[str]]:
-    labels = ", ".join(f"{d['label']} {fmt_score(d['score'])}" for d in rec["labels"][1:])
-    row = [short(rec.get("text")), rec[key] if rec.get(key) is not None else rec["label"], fmt_score(rec["score"])]
-    return [row + [labels]]
+class LabelTable:
+    """The table of ``classify`` and ``sentiment``: text, label (or sentiment), score and,
+    only where a row can have some, the other labels of ``--top-k``.
+
+    ``columns`` is the list the table writer prints: :meth:`fit` edits it in place once
+    the model is loaded (before the writer prints anything), so that a one-label model
+    gets no empty column either.
+    """
+
+    OTHERS = "other labels"
+
+    def __init__(self, key: str = "label", top_k: int | None = 1):
+        self.key = key
+        self.columns = ["text", key, "score"] + ([self.OTHERS] if top_k != 1 else [])
+
+    def fit(self, n_labels: int) -> None:
+        if n_labels <= 1 and self.OTHERS in self.columns:
+            self.columns.remove(self.OTHERS)
+
+    def rows(self, rec: dict) -> list[list[str]]:
+        key = self.key
+        row = [short(rec.get("text")), rec[key] if rec.get(key) is not None else rec["label"], fmt_score(rec["score"])]
+        if self.OTHERS in self.columns:
+            row.append(", ".join(f"{d['label']} {fmt_score(d['score'])}" for d in rec["labels"][1:]))
+        return [row]
+
+
+def trained_on_pairs(folder: str | Path) -> tuple[bool, str | None] | None:
+    """``(pairs, second field)`` of the data a classifier was trained on, from the
+    ``training_args.json`` that ``bertcli train classify`` writes (``data.text_pair_field``);
+    None when the folder does not say (a model trained elsewhere)."""
+    try:
+        args = json.loads((Path(folder) / "training_args.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    data = args.get("data") if isinstance(args, dict) else None
+    if args.get("task") != "classify" or not isinstance(data, dict) or "text_pair_field" not in data:
+        return None
+    second = data["text_pair_field"]
+    return second is not None, second
+
+
+def pair_mismatch(folder: str | Path, pairs: bool, pair_option: str | None) -> str | None:
+    """A one-line warning when texts are given as pairs to a model trained on single texts,
+    or alone to a model trained on pairs: the scores change (the second segment is input
+    the model never learned from, or the one it always had is missing) without an error."""
+    trained = trained_on_pairs(folder)
+    if trained is None or trained[0] == pairs:
+        return None
+    if pairs:
+        return (f"the model was trained on single texts (its training_args.json has no text_pair_field), so the "
+                f"second texts of {pair_option} change its scores in a way it never learned; drop {pair_option}")
+    return (f"the model was trained on text pairs (second text: '{trained[1]}', in its training_args.json), but "
+            "each text comes alone here; give the second with --text-pair (arguments) or --pairs (--input/stdin)")
+
+
+def check_model(lm, labels: list[str] | None, pairs: bool, pair_option: str | None, table: LabelTable,
+                quiet: bool) -> list[str]:
+    """What ``classify`` and ``sentiment`` check once the model is loaded: the label names
+    (``--labels``), the table's columns, single texts vs pairs. Returns the label names."""
+    from ..tasks import classify as task
+
+    names = task.label_names(lm.config, labels)
+    table.fit(len(names))
+    msg = pair_mismatch(lm.path, pairs, pair_option)
+    if msg:
+        warn(msg, quiet)
+    return names
 
 
 def classify_options(f):
@@ -39,6 +107,8 @@ def classify_options(f):
 
 
 def classify_params(params: dict, texts):
+    """``(top_k, labels, pairs, texts, pair_option)``: the options of ``classify`` and
+    ``sentiment`` checked; ``pair_option`` names the option that made pairs (or None)."""
     top_k = parse_top_k(params["top_k"])
     labels = name_list(params.get("labels_override"), "--labels")
     pair_text = params.pop("text_pair", None)
@@ -47,17 +117,18 @@ def classify_params(params: dict, texts):
         if not texts:
             raise click.UsageError("--text-pair pairs with texts given as arguments; "
                                    "to read pairs from --input or stdin use --pairs")
-        return top_k, labels, True, [x for t in texts for x in (t, pair_text)]
+        return top_k, labels, True, [x for t in texts for x in (t, pair_text)], "--text-pair"
     if read_pairs and texts:
         raise click.UsageError("--pairs reads pairs from --input or stdin; with arguments use --text-pair")
     ctx = click.get_current_context(silent=True)
+    option = "--pairs" if read_pairs else None
     if ctx is not None and ctx.get_parameter_source("field_b") == click.core.ParameterSource.COMMANDLINE:
         # --field-b only means something for pairs read from records: it implies --pairs.
         if texts:
             raise click.UsageError("--field-b names the second text of records read from --input or stdin; "
                                    "with arguments use --text-pair")
-        read_pairs = True
-    return top_k, labels, read_pairs, texts
+        read_pairs, option = True, option or "--field-b"
+    return top_k, labels, read_pairs, texts, option
 
 
 @click.command("classify")
@@ -86,8 +157,9 @@ def classify_cmd(texts, **params):
     """
     from ..tasks import classify as task
 
-    top_k, labels, pairs, texts = classify_params(params, texts)
+    top_k, labels, pairs, texts, pair_option = classify_params(params, texts)
+    table = LabelTable("label", top_k)
     run_inference(task="classify", texts=texts, params=params, pairs=pairs,
                   stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, labels, opts, pairs=pairs),
-                  prepare=lambda lm: task.label_names(lm.config, labels),
-                  columns=["text", "label", "score", "other labels"], rows_of=label_rows)
+                  prepare=lambda lm: check_model(lm, labels, pairs, pair_option, table, params.get("quiet", False)),
+                  columns=table.columns, rows_of=table.rows)

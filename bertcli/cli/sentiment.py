@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .classify import classify_options, classify_params, label_rows
+from .classify import LabelTable, check_model, classify_options, classify_params
 from .options import batch_options, input_options, model_options, output_options
 from .output import warn
 from .run import run_inference
@@ -34,7 +34,8 @@ def sentiment_cmd(texts, **params):
     """
     from ..tasks import classify as task
 
-    top_k, labels, pairs, texts = classify_params(params, texts)
+    top_k, labels, pairs, texts, pair_option = classify_params(params, texts)
+    table = LabelTable("sentiment", top_k)
 
     def add_sentiment(lm, rec, res):
         names = task.label_names(lm.config, labels)
@@ -42,7 +43,7 @@ def sentiment_cmd(texts, **params):
         return {"sentiment": out.pop("sentiment"), **out}
 
     def prepare(lm):
-        names = task.label_names(lm.config, labels)
+        names = check_model(lm, labels, pairs, pair_option, table, params.get("quiet", False))
         unknown = [n for n in names if task.normalise_sentiment(n, names) is None]
         if unknown:
             warn(f"the model's label(s) {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''} have no "
@@ -52,5 +53,4 @@ def sentiment_cmd(texts, **params):
     run_inference(task="classify", default="sentiment", texts=texts, params=params, pairs=pairs,
                   stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, labels, opts, pairs=pairs),
                   prepare=prepare, transform=add_sentiment,
-                  columns=["text", "sentiment", "score", "other labels"],
-                  rows_of=lambda r: label_rows(r, "sentiment"))
+                  columns=table.columns, rows_of=table.rows)
