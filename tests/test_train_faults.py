@@ -189,8 +189,10 @@ def test_bad_data_line_is_reported_before_training(case, encoder_dir, tmp_path):
     d.mkdir()
     args, expected = _bad_data(d)[case]
     out = tmp_path / "out"
+    # (--eval-steps without --eval is a usage error of its own: tests/test_everyday_options.py)
+    evals = ["--eval-steps", "1"] if "--eval" in args else []
     res = CliRunner().invoke(cli, ["train", *map(str, args), "-m", str(encoder_dir), "-o", str(out), "--epochs", "1",
-                                   "--eval-steps", "1", "-f", "jsonl"])
+                                   *evals, "-f", "jsonl"])
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
     assert res.exit_code == 1
     assert res.stdout == ""  # no metrics row: no evaluation ran

@@ -21,7 +21,7 @@ def train_options(f):
         click.option("-o", "--output", required=True, metavar="DIR", help="Model folder to write."),
         click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
                      help="Passes over the training data (fractions allowed)."),
-        click.option("--max-steps", type=int, default=-1, help="Optimizer steps; overrides --epochs when > 0."),
+        click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps; overrides --epochs."),
         click.option("--lr", "--learning-rate", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=5e-5,
                      show_default=True, help="Peak learning rate (LoRA and short runs want ~10x more)."),
         click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
@@ -85,7 +85,44 @@ def _options(params: dict):
     if kw["freeze_encoder"] and kw["lora"]:
         raise click.UsageError("--freeze-encoder and --lora exclude each other: LoRA already keeps the encoder "
                                "weights fixed")
+    _check_ignored(kw, params)
+    if kw["max_steps"] is None:
+        kw["max_steps"] = -1  # TrainingArguments' "not set": --epochs decides
     return TrainOptions(**kw, command="bertcli " + " ".join(sys.argv[1:]))
+
+
+def _check_ignored(kw: dict, params: dict) -> None:
+    """Options that the rest of the command line would make do nothing: a usage error
+    (exit 2), or a warning where the run is still what was asked for."""
+    from ..errors import UsageError
+
+    ctx = click.get_current_context(silent=True)
+
+    def typed(name: str) -> bool:
+        return ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    if kw["resume"] and kw["overwrite"]:
+        raise UsageError("--resume continues the run in --output and --overwrite replaces it", "give one of them")
+    for name in ("lora_alpha", "lora_dropout", "lora_targets"):
+        if typed(name) and not kw["lora"]:
+            raise UsageError(f"--{name.replace('_', '-')} shapes LoRA adapters", "add --lora R, or drop it")
+    if "eval_fraction" in params and params.get("eval_path") and typed("eval_fraction"):
+        raise UsageError("--eval-fraction holds out part of --train when there is no --eval; with --eval FILE "
+                         "it would do nothing", "drop one of them")
+    has_eval = bool(params.get("eval_path")) or bool(params.get("eval_fraction"))
+    if not has_eval:
+        for name in ("eval_steps", "eval_batch_size", "max_eval_samples", "metric", "patience"):
+            if typed(name) and name == "metric":  # an unknown metric is the first thing to say
+                from types import SimpleNamespace
+                _check_metric(SimpleNamespace(metric=kw["metric"]), ctx.command.name,
+                              bool(params.get("multi_label")), bool(params.get("nsp")))
+            if typed(name):
+                raise UsageError(f"--{name.replace('_', '-')} needs evaluation data, and there is none",
+                                 "pass --eval FILE" + (" (or --eval-fraction above 0)"
+                                                       if "eval_fraction" in params else ""))
+    if kw["max_steps"] is not None and typed("epochs") and not params.get("quiet"):
+        click.echo(f"Warning: --max-steps {kw['max_steps']} overrides --epochs {kw['epochs']:g}: training stops "
+                   f"after {kw['max_steps']} step{'s' if kw['max_steps'] > 1 else ''}", err=True)
 
 
 def _check_metric(opts, task: str, multi_label: bool = False, nsp: bool = False) -> None:
@@ -310,8 +347,8 @@ def train_ner_cmd(**params):
               help="How text splits into documents.")
 @click.option("--no-gutenberg", "gutenberg", is_flag=True, flag_value=False, default=True,
               help="Keep Project Gutenberg headers/footers.")
-@click.option("--eval-fraction", type=float, default=0.05, show_default=True,
-              help="Held-out share when there is no --eval.")
+@click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+              help="Held-out share of --train when there is no --eval (0: none).")
 def train_mlm_cmd(**params):
     """Masked-LM (+ NSP) pre-training on raw text files or folders.
 

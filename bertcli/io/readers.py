@@ -551,11 +551,18 @@ def iter_input(args: list[str], input_path: str | None, fmt: str = "auto", field
 
     Returns ``(records, source_name)``. With neither, reads stdin when it is not a
     terminal; otherwise raises :class:`UsageError` asking for text (also for both given,
-    or an odd number of pair arguments).
+    an odd number of pair arguments, or a ``field``/``field_b`` other than the default
+    with ``args``: an argument is the text itself, so the name would be ignored).
     """
     if args and input_path:
         raise UsageError("give texts as arguments or --input, not both")
     if args:
+        named = [(opt, f) for opt, f, default in (("--field-a" if pairs else "--field", field, "text"),
+                                                  ("--field-b", field_b, "text_pair")) if f not in (None, default)]
+        if named:
+            # it would be ignored: an argument is the text itself, it has no fields
+            raise UsageError(f"{named[0][0]} '{named[0][1]}' names a field of records read from --input or stdin; "
+                             "texts given as arguments have none", f"drop {named[0][0]}")
         return from_args(args, pairs), "arguments"
     if input_path is None:
         if sys.stdin is None or sys.stdin.isatty():
