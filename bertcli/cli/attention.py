@@ -10,6 +10,7 @@ import click
 from ..errors import BertcliError, InputError, UsageError
 from .options import input_options, model_options
 from .output import TableWriter, write_results
+from .run import short
 from .tokenize import visible
 
 #: a viridis-like ramp (dark blue -> green -> yellow): ordered in lightness, so the order of
@@ -146,15 +147,17 @@ class HeatmapWriter(TableWriter):
         layer = record["layer"][0]
         text = visible(record.get("text") or "") + \
             (" | " + visible(record["text_pair"]) if record.get("text_pair") is not None else "")
-        self.console.print(Text(f"#{self.count} ", style="bold") + Text(text, style="dim"))
+        width = self.console.width
         title = f"layer {layer} of 0..{record['layers'] - 1}, {what}: row token attends to column token"
-        for line in heatmap(toks, record["attention"][0][0], title, self.console.width, self.window):
-            self.console.print(line, no_wrap=True, crop=False)
+        # drawn before anything is printed: a text too long for the terminal is an error alone
+        lines = heatmap(toks, record["attention"][0][0], title, width, self.window)
         if record.get("rollout") is not None:
-            self.console.print()
             title = "attention rollout (0.5 I + 0.5 mean over heads, through all layers): row token draws on column token"
-            for line in heatmap(toks, record["rollout"], title, self.console.width, self.window):
-                self.console.print(line, no_wrap=True, crop=False)
+            lines += [Text("")] + heatmap(toks, record["rollout"], title, width, self.window)
+        self.console.print(Text(f"#{self.count} ", style="bold") + Text(short(text, max(20, width - 4)), style="dim"),
+                           no_wrap=True, crop=False)
+        for line in lines:
+            self.console.print(line, no_wrap=True, crop=False)
         self.console.print()
 
     def flush(self) -> None:
