@@ -55,8 +55,12 @@ def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed,
     read_kw["label_map"] = parse_label_map(read_kw.get("label_map"))
     kw = {k: v for k, v in read_kw.items() if v is not None}
     _check_task_options(model, task, kw)
-    res = evaluate(model, data, task=task, device=device, dtype=dtype, batch_size=batch_size,
-                   max_length=max_length, seed=seed, **kw)
+    bar = _EvalProgress()
+    try:
+        res = evaluate(model, data, task=task, device=device, dtype=dtype, batch_size=batch_size,
+                       max_length=max_length, seed=seed, progress=bar, **kw)
+    finally:
+        bar.stop()
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     for w in res.get("warnings", []) or []:
         click.echo(f"Warning: {w}", err=True)
@@ -144,3 +148,31 @@ def _tables(res: dict) -> None:
         for name, row in zip(labels, cm["matrix"]):
             t.add_row(name, *[str(x) for x in row])
         con.print(t)
+
+
+class _EvalProgress:
+    """A progress bar on stderr (a terminal only) fed by evaluate()'s ``progress`` events
+    (``{"event": "progress", "done", "total"}`` examples); warnings print above it."""
+
+    def __init__(self):
+        self.prog = self.task = None
+
+    def __call__(self, ev: dict) -> None:
+        if ev.get("event") == "warning":
+            return  # evaluate() also returns them; the command prints them once, after the run
+        if ev.get("event") != "progress" or not sys.stderr.isatty():
+            return
+        if self.prog is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            from .output import live_progress
+            self.prog = live_progress(TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                      TextColumn("eta"), TimeRemainingColumn())
+            self.task = self.prog.add_task("evaluate", total=ev.get("total"))
+            self.prog.start()
+        self.prog.update(self.task, completed=ev.get("done", 0))
+
+    def stop(self) -> None:
+        if self.prog is not None:
+            self.prog.stop()
+            self.prog = None

@@ -51,6 +51,7 @@ class TableWriter:
         self.console = Console(highlight=False, soft_wrap=False, markup=False, emoji=False, file=file)
         self.columns, self.rows_of, self.rows, self.count = columns, rows_of, [], 0
         self.precision = precision
+        self.progress = None  # a live progress display on the same terminal: cleared around each table
 
     def write(self, record: dict) -> None:
         self.rows.extend(self.rows_of(record))
@@ -65,7 +66,8 @@ class TableWriter:
         t = Table(*self.columns, show_lines=False, header_style="bold")
         for r in self.rows:
             t.add_row(*r)
-        self.console.print(t)
+        with paused(self.progress if self.console.is_terminal else None):
+            self.console.print(t)
         self.rows = []
 
     def close(self) -> None:
@@ -226,14 +228,92 @@ def write_results(results: Iterable[tuple[Record, dict | None]], writer, *, on_e
     return skipped
 
 
-def progress_callback(quiet: bool):
-    """A rich progress display on stderr when it is a terminal, else None."""
+def live_progress(*columns, transient: bool = True):
+    """A rich ``Progress`` on stderr that never touches stdout.
+
+    rich's ``Live`` redirects ``sys.stdout`` into its own console by default: with stderr a
+    terminal and stdout a pipe (``bertcli ner -i x | jq``) the results then went to the
+    terminal, not the pipe. stdout is left alone here; writers that print to the same
+    terminal pause the display around their output (:func:`paused`). stderr stays
+    redirected, so notices and warnings print above the display, not on its line."""
+    from rich.progress import Progress
+
+    return Progress(*columns, console=stderr_console(), transient=transient, redirect_stdout=False)
+
+
+class paused:
+    """Context manager: the live progress display ``prog`` (or None) is cleared while the
+    block prints to the terminal, then drawn again, so a spinner never shares a line with a
+    table row or a message."""
+
+    def __init__(self, prog):
+        self.prog = prog
+        self.was_live = False
+
+    def __enter__(self):
+        live = getattr(self.prog, "live", None)
+        self.was_live = bool(live is not None and live.is_started)
+        if self.was_live:
+            self.prog.stop()
+        return self
+
+    def __exit__(self, *exc):
+        if self.was_live:
+            self.prog.start()
+        return False
+
+
+def count_records(texts, input_path: str | None) -> int | None:
+    """How many records the input holds, where that is cheap to know: the texts given as
+    arguments, or the lines of an input file (a header row and blank JSONL lines make it an
+    estimate, corrected as records arrive). None for stdin."""
+    if texts:
+        return len(texts)
+    if not input_path or input_path == "-":
+        return None
+    import os
+
+    try:
+        if not os.path.isfile(input_path):
+            return None
+        n, last = 0, b"\n"
+        with open(input_path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                n += chunk.count(b"\n")
+                last = chunk[-1:]
+        return n + (last != b"\n")
+    except OSError:
+        return None
+
+
+def progress_callback(quiet: bool, total: int | None = None):
+    """A progress display on stderr when it is a terminal, else ``(None, None)``.
+
+    Shows records done (of ``total`` with a bar and an ETA when the input size is known),
+    records per second and the elapsed time; the spinner keeps moving during one long
+    record. Returns ``(callback(n_done), progress)``."""
     if quiet or not sys.stderr.isatty():
         return None, None
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+    from rich.text import Text
 
-    prog = Progress(SpinnerColumn(), TextColumn("{task.completed} records"), TimeElapsedColumn(),
-                    console=stderr_console(), transient=True)
-    task = prog.add_task("run", total=None)
+    class Rate(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:,.0f} records/s" if task.speed else "", style="progress.data.speed")
+
+    cols = [SpinnerColumn()]
+    if total:
+        cols += [BarColumn(), TextColumn("{task.completed:,} of {task.total:,} records"), Rate(),
+                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    else:
+        cols += [TextColumn("{task.completed:,} records"), Rate(), TimeElapsedColumn()]
+    prog = live_progress(*cols)
+    task = prog.add_task("run", total=total or None)
     prog.start()
-    return (lambda n: prog.update(task, completed=n)), prog
+
+    def update(n: int) -> None:
+        t = prog.tasks[0].total
+        prog.update(task, completed=n, **({"total": n} if t is not None and n > t else {}))
+
+    return update, prog

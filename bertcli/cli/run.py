@@ -11,7 +11,7 @@ import click
 from ..errors import InputError, ModelError, UsageError
 from ..io.readers import iter_input
 from ..io.resume import check_precision, prepare_resume, skip_done
-from .output import compose, input_names, make_writer, progress_callback, write_results
+from .output import compose, count_records, input_names, make_writer, progress_callback, write_results
 
 
 #: the result keys of each command's output records, in order (the first one tells --resume
@@ -80,7 +80,7 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
         raise
     if prepare is not None:
         prepare(lm)
-    cb, prog = progress_callback(params.get("quiet", False))
+    cb, prog = progress_callback(params.get("quiet", False), count_records(texts, params.get("input_path")))
     opts = StreamOptions(batch_size=params["batch_size"], max_tokens=params["max_tokens"],
                          window=params["window"], progress=cb)
     stream_out = None
@@ -92,6 +92,8 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
         if fmt is None:
             fmt = "jsonl"
     writer = make_writer(fmt, params.get("precision", 6), columns, rows_of, stream_out)
+    if hasattr(writer, "progress"):
+        writer.progress = prog  # a table on the terminal clears the spinner first
     try:
         write_results(stream(lm, records, opts), writer, on_error=params.get("on_error", "fail"),
                       source=source, pairs=pairs, quiet=params.get("quiet", False),

@@ -144,20 +144,25 @@ class Reporter:
         self.quiet = quiet
         self.progress = None
         self.task = None
+        self.step = 0
         if not quiet and sys.stderr.isatty():
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            from .output import stderr_console
-            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console())
+            from .output import live_progress
+            self.progress = live_progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                          TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
+                                          TimeElapsedColumn(), TimeRemainingColumn())
 
     def __call__(self, ev: dict) -> None:
         kind = ev.get("event")
         if kind == "train_begin" and self.progress is not None:
             self.progress.start()
             self.task = self.progress.add_task("train", total=ev.get("max_steps"), loss="-", rate="")
+        elif kind == "step":
+            self.step = ev.get("step", self.step)
+            if self.progress is not None and self.task is not None:
+                # drawn at once: a step takes longer than a redraw, and the bar must show every one
+                self.progress.update(self.task, completed=self.step, refresh=True)
         elif kind == "log" and self.progress is not None and self.task is not None:
             rate = ev.get("samples_per_second")
             self.progress.update(self.task, completed=ev.get("step", 0),
@@ -184,15 +189,19 @@ class Reporter:
             click.echo(msg, err=True)
 
     def row(self, metrics: dict) -> None:
-        if self.fmt == "jsonl":
-            click.echo(json.dumps(_rounded(metrics)))
-            sys.stdout.flush()
-            return
-        from rich.console import Console
-        from rich.table import Table
-        t = Table(*[k for k in metrics], header_style="bold")
-        t.add_row(*[_cell(v) for v in metrics.values()])
-        Console(highlight=False).print(t)
+        from .output import paused
+
+        # the bar is cleared while a row prints to the same terminal, then drawn again
+        with paused(self.progress if sys.stdout.isatty() else None):
+            if self.fmt == "jsonl":
+                click.echo(json.dumps(_rounded(metrics)))
+                sys.stdout.flush()
+                return
+            from rich.console import Console
+            from rich.table import Table
+            t = Table(*[k for k in metrics], header_style="bold")
+            t.add_row(*[_cell(v) for v in metrics.values()])
+            Console(highlight=False).print(t)
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -240,6 +249,12 @@ def _run(fn, params, *args, **kw):
     rep = Reporter(params.pop("fmt"), params.pop("quiet"))
     try:
         result = fn(*args, progress=rep, **kw)
+    except KeyboardInterrupt:
+        rep.stop()
+        # checkpoints stay in OUTPUT/checkpoints; the same command with --resume continues
+        click.echo(f"Interrupted at step {rep.step}: continue from the last complete checkpoint with the same "
+                   "command and --resume", err=True)
+        raise click.exceptions.Exit(130) from None
     finally:
         rep.stop()
     if not rep.quiet:

@@ -23,7 +23,8 @@ newest complete checkpoint and deletes any incomplete one, so a checkpoint half-
 by a killed run is never loaded.
 
 Progress goes through an optional ``progress(event: dict)`` callback, called on the
-main process only; events have an ``"event"`` key: ``train_begin``, ``log`` (step,
+main process only; events have an ``"event"`` key: ``train_begin``, ``step`` (after every
+optimizer step: step, max_steps), ``log`` (step,
 max_steps, epoch, loss, learning_rate), ``eval`` (step, epoch, metrics), ``epoch_end``
 (epoch, train_loss), ``checkpoint`` (path), ``warning`` (message), ``train_end``,
 ``saved`` (path). This module never prints and imports neither click nor rich.
@@ -438,6 +439,10 @@ def _make_reporter(progress: ProgressFn | None, run: dict):
                 # Trainer's epoch end; the resumed Trainer starts the next epoch without
                 # one, so close that epoch here as the uninterrupted run did.
                 self.on_epoch_end(args, state, control)
+
+        def on_step_end(self, args, state, control, **kw):
+            # every optimizer step, so a progress bar moves between logging steps too
+            _emit(progress, {"event": "step", "step": state.global_step, "max_steps": state.max_steps})
 
         def on_log(self, args, state, control, logs=None, **kw):
             import time
