@@ -8,6 +8,7 @@ The Python API mirrors the commands and never imports Click or rich::
     from bertcli import load_tokenizer, tokenize             # the tokenizer alone: no torch
     tokenize(load_tokenizer(), ["Unaffable émigrés"])
     attention(load_model("path/to/model", task="encoder"), ["The animal didn't cross the street."])
+    explain_classify(lm, ["I loved it"])                     # word attributions (integrated gradients)
 
 Heavy modules (torch, transformers) are imported on first use.
 """
@@ -26,6 +27,9 @@ _API = {
     "tokenize": ("bertcli.tasks.tokenize", "tokenize"),
     "load_tokenizer": ("bertcli.tasks.tokenize", "load_tokenizer"),
     "attention": ("bertcli.tasks.attention", "attention"),
+    "explain_classify": ("bertcli.tasks.explain", "explain_classify"),
+    "explain_ner": ("bertcli.tasks.explain", "explain_ner"),
+    "explain_fill_mask": ("bertcli.tasks.explain", "explain_fill_mask"),
     "StreamOptions": ("bertcli.tasks.base", "StreamOptions"),
     "BertcliError": ("bertcli.errors", "BertcliError"),
 }
