@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import batch_options, input_options, model_options, name_list, output_options
+from .options import batch_options, explain_options, input_options, model_options, name_list, output_options
 from .output import warn
 from .run import fmt_score, run_inference, short
 
@@ -134,6 +134,7 @@ def classify_params(params: dict, texts):
 @click.command("classify")
 @click.argument("texts", nargs=-1)
 @classify_options
+@explain_options("the label to explain (default: the predicted one).")
 @model_options
 @input_options(pairs=True)
 @batch_options
@@ -151,15 +152,27 @@ def classify_cmd(texts, **params):
       bertcli classify "A man is eating." --text-pair "Someone eats." -m runs/rte
       bertcli classify --pairs -i rte/dev.tsv --field-a sentence1 --field-b sentence2 -m runs/rte
       bertcli classify -m runs/topics --top-k all < questions.txt > out.jsonl
+      bertcli classify --explain "great service" -m runs/sst2 -f jsonl | jq -c '.attributions'
     \b
     JSONL record: input fields (or text[, text_pair]) plus
       label, score, labels: [{label, score}] (top-k, best first), truncated
+      --explain: attributions: [{word, start, end, score}],
+                 explanation: {label, logit, baseline_logit, delta, steps, method}
     """
     from ..tasks import classify as task
+    from .explain_view import ExplainedLabelTable, explain_params, label_stream, resolve_label
 
+    ex = explain_params(params)
     top_k, labels, pairs, texts, pair_option = classify_params(params, texts)
-    table = LabelTable("label", top_k)
-    run_inference(task="classify", texts=texts, params=params, pairs=pairs,
-                  stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, labels, opts, pairs=pairs),
-                  prepare=lambda lm: check_model(lm, labels, pairs, pair_option, table, params.get("quiet", False)),
+    table = LabelTable("label", top_k) if ex is None else ExplainedLabelTable("label", ex.label is not None)
+    stream = lambda lm, recs, opts: task.stream(lm, recs, top_k, labels, opts, pairs=pairs)  # noqa: E731
+
+    def prepare(lm):
+        names = check_model(lm, labels, pairs, pair_option, table, params.get("quiet", False))
+        if ex is not None and ex.label is not None:
+            resolve_label(names, ex.label)
+
+    if ex is not None:
+        stream = label_stream(stream, ex, labels, pairs, params)
+    run_inference(task="classify", texts=texts, params=params, pairs=pairs, stream=stream, prepare=prepare,
                   columns=table.columns, rows_of=table.rows)

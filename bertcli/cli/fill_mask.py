@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import batch_options, input_options, model_options, output_options
+from .options import batch_options, explain_options, input_options, model_options, output_options
 from .run import fmt_score, run_inference, short
 
 
@@ -30,6 +30,7 @@ def _rows(rec: dict) -> list[list[str]]:
                    "(one forward pass per mask).")
 @click.option("--mask-token", "mask_token", metavar="STR",
               help="The placeholder your texts use for the mask (e.g. ___, or [MASK] for a <mask> model).")
+@explain_options("a word (one vocabulary token) to explain at every mask instead of its top candidate.")
 @model_options
 @input_options()
 @batch_options
@@ -53,17 +54,32 @@ def fill_mask_cmd(texts, top_k, targets, whole_words, joint, mask_token, **param
       bertcli fill-mask "The [MASK] [MASK] barked." --joint --whole-words
       bertcli fill-mask "She ___ to work every day." --mask-token ___
       bertcli fill-mask --input masked.txt --format jsonl | jq -r '.predictions[0][0].token_str'
+      bertcli fill-mask --explain "The capital of France is [MASK]."   # which words made the top word
     \b
     JSONL record: input fields (or text) plus
       predictions: one list per mask of [{score, token, token_str, is_subword, sequence}],
       sequence, truncated
+      --explain: explanations: one per mask, {mask, start, end, token, token_str,
+                 attributions: [{word, start, end, score}], explanation: {logit, baseline_logit, delta, ...}}
     """
     from ..tasks import fill_mask as task
+    from .explain_view import explain_params, fill_mask_columns, fill_mask_rows, fill_mask_stream
 
+    ex = explain_params(params, joint=joint)
     tg = targets.split(",") if targets is not None else None  # --targets "" is an error, not "no targets"
     task.check_flags(tg, whole_words, mask_token)  # before the (slow) model load
     kw = dict(whole_words=whole_words, joint=joint, mask_token=mask_token)
-    run_inference(task="fill-mask", texts=texts, params=params,
-                  stream=lambda lm, recs, opts: task.stream(lm, recs, top_k, tg, opts, **kw),
-                  prepare=lambda lm: task.check_options(lm.tokenizer, tg, whole_words, mask_token),
-                  columns=["text", "mask", "token", "score", "sequence"], rows_of=_rows)
+    stream = lambda lm, recs, opts: task.stream(lm, recs, top_k, tg, opts, **kw)  # noqa: E731
+    columns, rows = ["text", "mask", "token", "score", "sequence"], _rows
+
+    def prepare(lm):
+        task.check_options(lm.tokenizer, tg, whole_words, mask_token)
+        if ex is not None and ex.label is not None:
+            task.target_ids(lm.tokenizer, [ex.label])
+
+    if ex is not None:
+        chosen = ex.label is not None
+        stream = fill_mask_stream(stream, ex, mask_token, params)
+        columns, rows = fill_mask_columns(chosen), lambda rec: fill_mask_rows(rec, chosen)
+    run_inference(task="fill-mask", texts=texts, params=params, stream=stream, prepare=prepare,
+                  columns=columns, rows_of=rows)

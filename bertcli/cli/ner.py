@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import batch_options, input_options, model_options, output_options
+from .options import batch_options, explain_options, input_options, model_options, output_options
 from .run import fmt_score, run_inference, short
 
 
@@ -28,6 +28,7 @@ def _rows(rec: dict) -> list[list[str]]:
                    "trained by 'bertcli train ner'), else simple.")
 @click.option("--stride", type=click.IntRange(min=0), default=None,
               help="Tokens shared by consecutive windows of a long text (default: a quarter of the maximum).")
+@explain_options()
 @model_options
 @input_options()
 @batch_options
@@ -46,13 +47,18 @@ def ner_cmd(texts, aggregation, stride, **params):
       bertcli ner --input news.txt --format jsonl | jq -c '.entities[] | [.entity_group, .word]'
       bertcli ner -m runs/conll --aggregation first < tweets.jsonl
       bertcli ner -m runs/conll -i docs.jsonl -f spans -o review.jsonl   # correct, then train ner --train
+      bertcli ner --explain "Angela Merkel visited Paris."   # which words made each entity
     \b
     JSONL record: input fields (or text) plus entities: a list of
       {entity_group, score, word, start, end} (aggregation none: {entity, score, index, word, start, end})
+      --explain: each entity also has attributions: [{word, start, end, score}],
+                 explanation: {logit, baseline_logit, delta, steps, method}
     --format spans record: input fields (or text) plus spans: a list of {start, end, label, score}
     """
     from ..tasks import ner as task
+    from .explain_view import NER_COLUMNS, explain_params, ner_rows, ner_stream
 
+    ex = explain_params(params)
     transform = None
     if params.get("fmt") == "spans":
         if aggregation == "none":
@@ -62,9 +68,12 @@ def ner_cmd(texts, aggregation, stride, **params):
             raise click.UsageError("--resume continues a JSONL file of entities; drop --format spans to resume")
         transform = _as_spans
         params["fmt"] = "jsonl"  # a spans record is a JSONL line
-    run_inference(task="ner", texts=texts, params=params,
-                  stream=lambda lm, recs, opts: task.stream(lm, recs, aggregation or None, stride, opts),
-                  columns=["text", "entity", "word", "span", "score"], rows_of=_rows, transform=transform)
+    stream = lambda lm, recs, opts: task.stream(lm, recs, aggregation or None, stride, opts)  # noqa: E731
+    columns, rows = ["text", "entity", "word", "span", "score"], _rows
+    if ex is not None:
+        stream, columns, rows = ner_stream(stream, ex, aggregation or None, stride, params), NER_COLUMNS, ner_rows
+    run_inference(task="ner", texts=texts, params=params, stream=stream, columns=columns, rows_of=rows,
+                  transform=transform)
 
 
 def _as_spans(lm, rec, res: dict) -> dict:

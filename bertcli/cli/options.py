@@ -112,3 +112,22 @@ def output_options(f=None, *, extra_formats: dict[str, str] | None = None):
                      help="Continue an interrupted run: skip the records FILE already holds, append the rest."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or warnings on stderr."),
     )(f)
+
+
+def explain_options(label_help: str | None = None):
+    """``--explain``, ``--ig-steps`` and (where ``label_help`` says what it names)
+    ``--explain-label``: word attributions by integrated gradients
+    (:mod:`bertcli.tasks.explain`; checked by :func:`bertcli.cli.explain_view.explain_params`)."""
+    opts = [
+        click.option("--explain", "explain", is_flag=True,
+                     help="Add word attributions (integrated gradients on the word embeddings, Sundararajan et "
+                          "al. 2017): which words pushed the prediction up (green) or down (red). Costs about "
+                          "3 x --ig-steps forward passes per text."),
+        click.option("--ig-steps", "ig_steps", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="With --explain: integration steps (Gauss-Legendre points; default 50). More steps, "
+                          "smaller convergence delta, slower."),
+    ]
+    if label_help:
+        opts.insert(1, click.option("--explain-label", "explain_label", metavar="NAME", default=None,
+                                    help=f"With --explain: {label_help}"))
+    return _stack(*opts)
