@@ -24,6 +24,9 @@ def train_options(f):
         click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps; overrides --epochs."),
         click.option("--lr", "--learning-rate", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=5e-5,
                      show_default=True, help="Peak learning rate (LoRA and short runs want ~10x more)."),
+        click.option("--head-lr", type=click.FloatRange(min=0, min_open=True), metavar="LR",
+                     help="Peak learning rate of the head and pooler (default: --lr); a new head on a frozen or "
+                          "LoRA encoder may want more."),
         click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Examples per micro-batch (per device)."),
         click.option("--eval-batch-size", type=click.IntRange(min=1), help="Examples per evaluation batch (default: --batch-size)."),
@@ -57,6 +60,8 @@ def train_options(f):
                      help="Dropout on the LoRA inputs."),
         click.option("--lora-targets", type=click.Choice(["attention", "all-linear"]), default="attention",
                      show_default=True, help="Layers that get LoRA adapters."),
+        click.option("--lora-layers", type=click.IntRange(min=1), metavar="N",
+                     help="Adapters only in the top N encoder layers (the rest stays frozen; faster steps)."),
         click.option("--merge", is_flag=True, help="With --lora: write plain merged weights."),
         click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint in --output."),
         click.option("--overwrite", is_flag=True, help="Replace a previous run in --output."),
@@ -70,9 +75,9 @@ def train_options(f):
     )(f)
 
 
-_OPTION_FIELDS = ("epochs", "max_steps", "learning_rate", "batch_size", "eval_batch_size", "grad_accum", "warmup",
+_OPTION_FIELDS = ("epochs", "max_steps", "learning_rate", "head_lr", "batch_size", "eval_batch_size", "grad_accum", "warmup",
                   "weight_decay", "max_length", "seed", "device", "dtype", "eval_steps", "logging_steps", "patience",
-                  "metric", "group_by_length", "freeze_encoder", "lora", "lora_alpha", "lora_dropout", "lora_targets", "merge",
+                  "metric", "group_by_length", "freeze_encoder", "lora", "lora_alpha", "lora_dropout", "lora_targets", "lora_layers", "merge",
                   "resume", "overwrite", "keep_checkpoints", "max_train_samples", "max_eval_samples")
 
 
@@ -103,7 +108,7 @@ def _check_ignored(kw: dict, params: dict) -> None:
 
     if kw["resume"] and kw["overwrite"]:
         raise UsageError("--resume continues the run in --output and --overwrite replaces it", "give one of them")
-    for name in ("lora_alpha", "lora_dropout", "lora_targets"):
+    for name in ("lora_alpha", "lora_dropout", "lora_targets", "lora_layers"):
         if typed(name) and not kw["lora"]:
             raise UsageError(f"--{name.replace('_', '-')} shapes LoRA adapters", "add --lora R, or drop it")
     if "eval_fraction" in params and params.get("eval_path") and typed("eval_fraction"):
@@ -165,14 +170,18 @@ class Reporter:
                 self.progress.update(self.task, completed=self.step, refresh=True)
         elif kind == "log" and self.progress is not None and self.task is not None:
             rate = ev.get("samples_per_second")
+            nsp = (f" (nsp {ev['nsp_loss']:.4f}, acc {ev['nsp_accuracy']:.2f})"
+                   if ev.get("nsp_loss") is not None and ev.get("nsp_accuracy") is not None else "")
             self.progress.update(self.task, completed=ev.get("step", 0),
-                                 loss=f"{ev['loss']:.4f}" if ev.get("loss") is not None else "-",
+                                 loss=f"{ev['loss']:.4f}{nsp}" if ev.get("loss") is not None else "-",
                                  rate=f"{rate:.1f} samples/s" if rate else "")
         elif kind == "log" and not self.quiet:
             # Not a terminal (a log file, CI): one plain line per logging step.
             loss = f" loss {ev['loss']:.4f}" if ev.get("loss") is not None else ""
+            parts = "".join(f" {k} {ev[k]:.4f}" for k in ("mlm_loss", "nsp_loss", "nsp_accuracy")
+                            if ev.get(k) is not None)
             rate = f" {ev['samples_per_second']:.1f} samples/s" if ev.get("samples_per_second") else ""
-            click.echo(f"step {ev.get('step')}/{ev.get('max_steps')}{loss}{rate}", err=True)
+            click.echo(f"step {ev.get('step')}/{ev.get('max_steps')}{loss}{parts}{rate}", err=True)
         elif kind == "eval":
             self.row({"step": ev.get("step"), "epoch": ev.get("epoch"), **ev.get("metrics", {})})
         elif kind == "warning" and not self.quiet:
@@ -356,6 +365,8 @@ def train_ner_cmd(**params):
 @train_group.command("mlm")
 @train_options
 @click.option("--nsp", is_flag=True, help="Also train next-sentence prediction (BERT pre-training).")
+@click.option("--nsp-weight", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="With --nsp: weight of the NSP loss in the summed loss (BERT: 1).")
 @click.option("--mlm-probability", type=click.FloatRange(0, 1, min_open=True), default=0.15, show_default=True,
               help="Share of tokens to mask and predict (BERT: 0.15).")
 @click.option("--documents", type=click.Choice(["auto", "file", "blank-line"]), default="auto", show_default=True,
@@ -375,7 +386,44 @@ def train_mlm_cmd(**params):
 
     opts = _options(params)
     _check_metric(opts, "mlm", nsp=params["nsp"])
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("nsp_weight") == click.core.ParameterSource.COMMANDLINE and not params["nsp"]:
+        from ..errors import UsageError
+        raise UsageError("--nsp-weight weighs the next-sentence loss", "add --nsp, or drop it")
     _run(train_mlm, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
-         params.pop("eval_path"), nsp=params.pop("nsp"), mlm_probability=params.pop("mlm_probability"),
+         params.pop("eval_path"), nsp=params.pop("nsp"), nsp_weight=params.pop("nsp_weight"),
+         mlm_probability=params.pop("mlm_probability"),
          documents=params.pop("documents"), encoding=params.pop("encoding"), gutenberg=params.pop("gutenberg"),
          eval_fraction=params.pop("eval_fraction"), options=opts)
+
+
+@train_group.command("nsp")
+@train_options
+@click.option("--documents", type=click.Choice(["auto", "file", "blank-line"]), default="auto", show_default=True,
+              help="How text splits into documents (real ones: B follows A inside a document).")
+@click.option("--no-gutenberg", "gutenberg", is_flag=True, flag_value=False, default=True,
+              help="Keep Project Gutenberg headers/footers.")
+@click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+              help="Held-out share of --train when there is no --eval (0: none).")
+@click.option("--short-seq-prob", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Share of pairs with a shorter random length (BERT: 0.1).")
+@click.option("--random-b", type=click.Choice(["document", "length"]), default="document", show_default=True,
+              help="Draw the document of a random B uniformly (BERT) or in proportion to its length.")
+def train_nsp_cmd(**params):
+    """Next-sentence prediction alone (no MLM) on raw text files or folders.
+
+    Writes a BertForNextSentencePrediction folder (pooler + cls.seq_relationship, index 0 =
+    IsNext) that 'bertcli nsp' runs; metrics: accuracy, is_next_accuracy, not_next_accuracy.
+
+    \b
+    Examples:
+      bertcli train nsp --train books/ -o runs/nsp --lora 16 --lora-targets all-linear --lr 1e-3
+    """
+    from ..train import train_nsp
+
+    opts = _options(params)
+    _check_metric(opts, "nsp")
+    _run(train_nsp, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
+         params.pop("eval_path"), documents=params.pop("documents"), encoding=params.pop("encoding"),
+         gutenberg=params.pop("gutenberg"), eval_fraction=params.pop("eval_fraction"),
+         short_seq_prob=params.pop("short_seq_prob"), random_b=params.pop("random_b"), options=opts)

@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so ``import bertcli.train`` stays cheap)::
 
-    from bertcli.train import TrainOptions, train_classify, train_ner, train_mlm, evaluate
+    from bertcli.train import TrainOptions, train_classify, train_ner, train_mlm, train_nsp, evaluate
 
     result = train_classify("base_dir", "train.tsv", "runs/sst2", "dev.tsv",
                             options=TrainOptions(epochs=3, batch_size=32), progress=print)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 _EXPORTS = {
     "TrainOptions": "core", "TrainResult": "core", "TrainError": "core",
-    "train_classify": "tasks", "train_ner": "tasks", "train_mlm": "tasks",
+    "train_classify": "tasks", "train_ner": "tasks", "train_mlm": "tasks", "train_nsp": "tasks",
     "evaluate": "evaluation", "model_task": "evaluation",
     "read_classification": "data", "read_ner": "data", "read_documents": "data",
     "align_labels": "features",

@@ -25,7 +25,8 @@ by a killed run is never loaded.
 Progress goes through an optional ``progress(event: dict)`` callback, called on the
 main process only; events have an ``"event"`` key: ``train_begin``, ``step`` (after every
 optimizer step: step, max_steps), ``log`` (step,
-max_steps, epoch, loss, learning_rate), ``eval`` (step, epoch, metrics), ``epoch_end``
+max_steps, epoch, loss, learning_rate, samples_per_second, and for pre-training the
+loss parts of :data:`LOSS_PARTS`), ``eval`` (step, epoch, metrics), ``epoch_end``
 (epoch, train_loss), ``checkpoint`` (path), ``warning`` (message), ``train_end``,
 ``saved`` (path). This module never prints and imports neither click nor rich.
 """
@@ -44,6 +45,10 @@ from pathlib import Path
 from ..errors import BertcliError, DataError, ModelError
 
 ProgressFn = Callable[[dict], None]
+#: parts of a summed training loss that ``log`` events carry beside ``loss`` (means over the
+#: optimizer steps since the previous log): BERT pre-training's MLM and NSP losses, and the
+#: NSP accuracy on the training batches.
+LOSS_PARTS = ("mlm_loss", "nsp_loss", "nsp_accuracy")
 COMPLETE_MARKER = "bertcli_complete.json"
 #: files a training run writes into its output folder (what ``overwrite`` replaces).
 ARTIFACTS = ("config.json", "model.safetensors", "model.safetensors.index.json", "adapter_config.json",
@@ -64,6 +69,9 @@ class TrainOptions:
         epochs: passes over the training data (fractions allowed).
         max_steps: optimizer steps; overrides ``epochs`` when > 0.
         learning_rate: peak AdamW learning rate (BERT fine-tuning: 2e-5..5e-5, appendix A.3).
+        head_lr: peak learning rate of the task head and the pooler (the modules a LoRA run
+            trains in full); None: ``learning_rate``. A new head on an encoder whose [CLS]
+            was never trained for it (all-MiniLM-L6-v2 pools by mean) learns faster with more.
         batch_size: examples per device per step; ``eval_batch_size`` defaults to it.
         grad_accum: micro-batches per optimizer step.
         warmup: linear warm-up: a fraction of all steps when < 1, else a step count.
@@ -87,6 +95,7 @@ class TrainOptions:
             (``lora_targets="attention"``) or on every encoder linear layer, feed-forward
             included (``"all-linear"``), the head in ``modules_to_save``. ``lora_alpha``
             defaults to ``2 * lora``.
+        lora_layers: with ``lora``, adapters only in the top N encoder layers (None: all).
         merge: with ``lora``, write plain merged weights instead of an adapter folder.
         resume: continue from the newest complete checkpoint in ``output/checkpoints``.
         overwrite: replace a previous run's files in a non-empty output folder.
@@ -99,6 +108,7 @@ class TrainOptions:
     epochs: float = 3.0
     max_steps: int = -1
     learning_rate: float = 5e-5
+    head_lr: float | None = None
     batch_size: int = 32
     eval_batch_size: int | None = None
     grad_accum: int = 1
@@ -118,6 +128,7 @@ class TrainOptions:
     lora_alpha: float | None = None
     lora_dropout: float = 0.1
     lora_targets: str = "attention"
+    lora_layers: int | None = None
     merge: bool = False
     resume: bool = False
     overwrite: bool = False
@@ -304,6 +315,52 @@ def _make_trainer_class():
         _loss_sum = None
         _micro_steps = 0
         _masked_rows = False
+        #: weight of the NSP loss in BERT pre-training's sum (``train_mlm(nsp_weight=...)``)
+        _nsp_weight = 1.0
+        #: module-name parts of the head and pooler (``TrainOptions.head_lr``)
+        _head_names: tuple = ()
+        _head_lr = None
+        #: sums of the loss parts since the last log: {name: [sum, count]}
+        _parts: dict | None = None
+        #: next-sentence prediction alone (``train_nsp``): log its loss and accuracy
+        _nsp_only = False
+
+        def _add_part(self, name: str, value, count: int = 1) -> None:
+            if self._parts is None:
+                self._parts = {}
+            cur = self._parts.setdefault(name, [0.0, 0])
+            cur[0] += float(value)
+            cur[1] += count
+
+        def log(self, logs, *args, **kwargs):
+            # The training loss of BERT pre-training is a sum: report its parts (MLM loss,
+            # NSP loss and NSP accuracy over the steps since the last log) beside it, so a
+            # head stuck at chance (NSP loss 0.693) shows while the sum still falls.
+            if "loss" in logs and self._parts:
+                for name, (total, n) in self._parts.items():
+                    if n:
+                        logs[name] = total / n
+                self._parts = None
+            return super().log(logs, *args, **kwargs)
+
+        def create_optimizer(self, model=None):
+            if self._head_lr is None or self.optimizer is not None:
+                return super().create_optimizer(model)
+            opt_model = self.model if model is None else model
+            decay = set(self.get_decay_parameter_names(opt_model))
+            groups = {}
+            for n, p in opt_model.named_parameters():
+                if not p.requires_grad:
+                    continue
+                head = any(f"{h}." in n for h in self._head_names)
+                key = (head, n in decay)
+                groups.setdefault(key, []).append(p)
+            cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            kwargs = {k: v for k, v in kwargs.items() if k != "params"}
+            self.optimizer = cls([{"params": ps, "weight_decay": self.args.weight_decay if dec else 0.0,
+                                   "lr": self._head_lr if head else self.args.learning_rate}
+                                  for (head, dec), ps in groups.items()], **kwargs)
+            return self.optimizer
 
         def _determine_best_metric(self, metrics, trial):
             # Trainer keeps the earliest checkpoint on a tie of the selection metric, which
@@ -346,7 +403,20 @@ def _make_trainer_class():
             # gradient hooks need the forward of the wrapped module.
             if (self._masked_rows and model.training and not return_outputs
                     and self.args.world_size == 1 and model is self.model):
-                return masked_rows_mlm_loss(model, inputs)
+                return masked_rows_mlm_loss(model, inputs, self._nsp_weight, self._add_part)
+            if model.training and "next_sentence_label" in inputs and "labels" in inputs:
+                # BertForPreTraining sums both losses unweighted: recompute the sum from
+                # its logits (DDP, or heads the masked-rows path does not know).
+                fwd = {k: v for k, v in inputs.items() if k not in ("labels", "next_sentence_label")}
+                out = model(**fwd)
+                loss = pretraining_loss(out.prediction_logits, out.seq_relationship_logits, inputs["labels"],
+                                        inputs["next_sentence_label"], self._nsp_weight, self._add_part)
+                return (loss, out) if return_outputs else loss
+            if self._nsp_only and model.training and not return_outputs:
+                out = model(**inputs)
+                self._add_part("nsp_loss", out.loss.detach())
+                self._add_part("nsp_accuracy", (out.logits.argmax(-1) == inputs["labels"]).float().mean().detach())
+                return out.loss
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
@@ -457,7 +527,8 @@ def _make_reporter(progress: ProgressFn | None, run: dict):
                 self.mark = (now, state.global_step)
                 _emit(progress, {"event": "log", "step": state.global_step, "max_steps": state.max_steps,
                                  "epoch": state.epoch, "loss": logs["loss"],
-                                 "learning_rate": logs.get("learning_rate"), "samples_per_second": rate})
+                                 "learning_rate": logs.get("learning_rate"), "samples_per_second": rate,
+                                 **{k: logs[k] for k in LOSS_PARTS if k in logs}})
 
         def on_epoch_end(self, args, state, control, **kw):
             loss = self.trainer.take_epoch_loss() if self.trainer is not None else None
@@ -516,14 +587,18 @@ def _greater_is_better(metric: str) -> bool:
 
 
 def metric_names(task: str, multi_label: bool = False, nsp: bool = False) -> list[str]:
-    """The metrics an evaluation of ``task`` (``classify``, ``ner``, ``mlm``) reports, without
+    """The metrics an evaluation of ``task`` (``classify``, ``ner``, ``mlm``, ``nsp``) reports, without
     the ``eval_`` prefix: the names ``TrainOptions.metric`` may take."""
     if task == "classify":
         return ["subset_accuracy", "micro_f1", "macro_f1", "loss"] if multi_label else ["accuracy", "macro_f1", "loss"]
     if task == "ner":
         return ["f1", "precision", "recall", "accuracy", "loss"]
     if task == "mlm":
-        return ["mlm_loss", "perplexity", "top1_accuracy", "top5_accuracy"] + (["nsp_accuracy"] if nsp else []) + ["loss"]
+        return (["mlm_loss", "perplexity", "top1_accuracy", "top5_accuracy"]
+                + (["nsp_loss", "nsp_accuracy", "nsp_is_next_accuracy", "nsp_not_next_accuracy"] if nsp else [])
+                + ["loss"])
+    if task == "nsp":
+        return ["accuracy", "is_next_accuracy", "not_next_accuracy", "loss"]
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -553,6 +628,21 @@ _LORA_TARGETS = {
 }
 
 
+def _lora_target_regex(opts: TrainOptions, net) -> str:
+    """The LoRA target regex of ``opts.lora_targets``, limited to the top ``opts.lora_layers``
+    encoder layers when that is set (the layers below stay frozen: no backward pass runs
+    through them, so a step costs a forward pass plus the top layers' backward)."""
+    pattern = _LORA_TARGETS[opts.lora_targets]
+    if not opts.lora_layers:
+        return pattern
+    n = int(getattr(net.config, "num_hidden_layers", 0) or 0)
+    if opts.lora_layers > n:
+        raise TrainError(f"lora_layers {opts.lora_layers} is more than the model's {n} layers")
+    top = "|".join(str(i) for i in range(n - opts.lora_layers, n))
+    return pattern.replace(r"\.layer\.\d+\.", rf"\.layer\.({top})\.").replace(
+        r".*\.attention\.", rf".*\.layer\.({top})\.attention\.")
+
+
 def _has_bert_pretraining_heads(net) -> bool:
     """True for BERT-style pre-training models (``cls.predictions`` MLM head with a
     ``transform`` and a tied ``decoder``), the layout the LoRA and masked-rows paths use."""
@@ -560,7 +650,7 @@ def _has_bert_pretraining_heads(net) -> bool:
     return pred is not None and hasattr(pred, "transform") and hasattr(pred, "decoder")
 
 
-def masked_rows_mlm_loss(model, inputs: dict):
+def masked_rows_mlm_loss(model, inputs: dict, nsp_weight: float = 1.0, report=None):
     """BERT's pre-training loss with the vocabulary projection only at masked positions.
 
     ``BertForMaskedLM``/``BertForPreTraining`` project every position onto the
@@ -568,7 +658,8 @@ def masked_rows_mlm_loss(model, inputs: dict):
     of positions whose label is not -100; the projection (30k x hidden per row) costs
     more than the encoder. This computes the same loss -- mean cross-entropy over the
     masked positions, plus the mean NSP cross-entropy when ``next_sentence_label`` is
-    given, as in ``BertForPreTraining.forward`` -- from the selected rows only.
+    given, as in ``BertForPreTraining.forward`` (there with weight 1) -- from the
+    selected rows only.
 
     Args:
         model: a ``BertForMaskedLM``/``BertForPreTraining`` (or a peft model around one:
@@ -577,12 +668,13 @@ def masked_rows_mlm_loss(model, inputs: dict):
         inputs: the collator's batch: ``input_ids``, ``attention_mask``, ``token_type_ids``
             ``(batch, seq)``, ``labels`` ``(batch, seq)`` with -100 at unmasked positions,
             optionally ``next_sentence_label`` ``(batch,)``.
+        nsp_weight: the NSP loss's weight in the sum.
+        report: ``report(name, value)`` receives the detached parts (``mlm_loss``,
+            ``nsp_loss``, ``nsp_accuracy``), for logging.
 
     Returns:
         The scalar loss tensor (float32).
     """
-    import torch.nn.functional as F
-
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     encoder = getattr(inner, inner.base_model_prefix)
     out = encoder(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
@@ -590,11 +682,34 @@ def masked_rows_mlm_loss(model, inputs: dict):
     labels = inputs["labels"]
     sel = labels != -100
     logits = inner.cls.predictions(out[0][sel])
-    loss = F.cross_entropy(logits.float(), labels[sel])
     nsl = inputs.get("next_sentence_label")
-    if nsl is not None:
-        nsp_logits = inner.cls.seq_relationship(out[1])
-        loss = loss + F.cross_entropy(nsp_logits.float(), nsl)
+    nsp_logits = inner.cls.seq_relationship(out[1]) if nsl is not None else None
+    return pretraining_loss(logits, nsp_logits, labels[sel], nsl, nsp_weight, report)
+
+
+def pretraining_loss(mlm_logits, nsp_logits, mlm_labels, nsp_labels, nsp_weight: float = 1.0, report=None):
+    """``mean CE(MLM) + nsp_weight * mean CE(NSP)`` (float32), the parts sent to ``report``.
+
+    Args:
+        mlm_logits: ``(..., vocab)`` logits; ``mlm_labels`` the same leading shape, -100
+            where not masked (ignored).
+        nsp_logits: ``(batch, 2)`` or None (MLM only); index 0 = IsNext, the label
+            convention of ``next_sentence_label`` (1 = random B).
+        nsp_weight: the NSP loss's weight (BERT: 1).
+        report: optional ``report(name, value)``.
+    """
+    import torch.nn.functional as F
+
+    loss = F.cross_entropy(mlm_logits.float().reshape(-1, mlm_logits.shape[-1]), mlm_labels.reshape(-1),
+                           ignore_index=-100)
+    if report is not None:
+        report("mlm_loss", loss.detach())
+    if nsp_logits is not None and nsp_labels is not None:
+        nsp = F.cross_entropy(nsp_logits.float(), nsp_labels)
+        if report is not None:
+            report("nsp_loss", nsp.detach())
+            report("nsp_accuracy", (nsp_logits.argmax(-1) == nsp_labels).float().mean().detach())
+        loss = loss + nsp_weight * nsp
     return loss
 
 
@@ -608,7 +723,7 @@ def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
         for p in net.base_model.parameters():
             p.requires_grad = False
         pooler = getattr(net.base_model, "pooler", None)
-        if pooler is not None and job.task == "classify":
+        if pooler is not None and job.task in ("classify", "nsp"):
             for p in pooler.parameters():
                 p.requires_grad = True
     if opts.lora and opts.lora_targets not in _LORA_TARGETS:
@@ -628,7 +743,7 @@ def _apply_freeze_or_lora(job: _Job, opts: TrainOptions) -> None:
         # with the adapter (``bias="all"``).
         cfg = LoraConfig(r=int(opts.lora), lora_alpha=opts.lora_alpha or 2 * int(opts.lora),
                          lora_dropout=opts.lora_dropout,
-                         target_modules=_LORA_TARGETS[opts.lora_targets],
+                         target_modules=_lora_target_regex(opts, net),
                          modules_to_save=job.lora_modules_to_save,
                          bias="all" if job.task == "mlm" else "none")
         try:
@@ -711,6 +826,10 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
     trainer.restore_epoch_loss_state(run.get("epoch_loss"))
     inner = job.net.get_base_model() if hasattr(job.net, "get_base_model") else job.net
     trainer._masked_rows = job.task == "mlm" and _has_bert_pretraining_heads(inner)
+    trainer._nsp_weight = float(job.data_info.get("nsp_weight", 1.0))
+    trainer._nsp_only = job.task == "nsp"
+    trainer._head_lr = opts.head_lr
+    trainer._head_names = tuple(job.lora_modules_to_save)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     # The core never prints: progress goes through the reporter only.
@@ -856,7 +975,10 @@ def _model_card(job: _Job, opts: TrainOptions, result: TrainResult, is_peft: boo
               f"weight decay {opts.weight_decay}, max_length {opts.max_length}, seed {opts.seed}",
               f"- steps done: {result.global_step}" + (" (stopped early)" if result.stopped_early else "")]
     if opts.lora:
-        lines.append(f"- LoRA rank {opts.lora}" + (" (merged into the weights)" if opts.merge else ""))
+        lines.append(f"- LoRA rank {opts.lora}" + (f" in the top {opts.lora_layers} layers" if opts.lora_layers else "")
+                     + (" (merged into the weights)" if opts.merge else ""))
+    if opts.head_lr:
+        lines.append(f"- head and pooler learning rate {opts.head_lr}")
     if opts.freeze_encoder:
         lines.append("- encoder frozen (head only)")
     if result.metrics:

@@ -130,3 +130,48 @@ def mlm_metrics(nll_sum: float, n_masked: int, top1_hits: int, top5_hits: int) -
         ppl = float("inf")
     return {"mlm_loss": loss, "perplexity": ppl, "top1_accuracy": top1_hits / n_masked,
             "top5_accuracy": top5_hits / n_masked, "n_masked": int(n_masked)}
+
+
+def nsp_metrics(is_next: list[bool], scores: list[float], n_bins: int = 10) -> dict:
+    """Scores of a next-sentence head on labelled pairs, with the baselines a reader needs.
+
+    Args:
+        is_next: the gold answers (True: B follows A).
+        scores: P(B follows A) per pair (``bertcli nsp``'s ``score``); the prediction is
+            ``score >= 0.5``, as ``is_next``.
+        n_bins: equal-width confidence bins of the calibration error.
+
+    Returns:
+        ``n``, ``n_is_next``, ``n_not_next``; ``accuracy``; ``is_next_accuracy`` and
+        ``not_next_accuracy`` (the recall of each class: a head that answers one class
+        for everything scores 1.0 on it and 0.0 on the other); ``majority_baseline``
+        (the accuracy of always answering the larger class); ``ece``, the expected
+        calibration error of the confidence ``max(score, 1 - score)`` of each answer
+        (Guo et al. 2017: the size-weighted mean of ``|accuracy - mean confidence|``
+        over ``n_bins`` equal-width bins of [0, 1]); ``brier`` (mean squared error of
+        ``score``).
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
+    """
+    if len(is_next) != len(scores) or not scores:
+        raise ValueError("is_next and scores must be non-empty lists of the same length")
+    n = len(scores)
+    gold = [bool(g) for g in is_next]
+    pred = [float(s) >= 0.5 for s in scores]
+    hit = [p == g for p, g in zip(pred, gold)]
+    n_next = sum(gold)
+
+    def recall(cls: bool) -> float:
+        sel = [h for h, g in zip(hit, gold) if g == cls]
+        return sum(sel) / len(sel) if sel else float("nan")
+
+    bins: list[list[tuple[float, bool]]] = [[] for _ in range(n_bins)]
+    for s, h in zip(scores, hit):
+        conf = max(float(s), 1.0 - float(s))
+        bins[min(int(conf * n_bins), n_bins - 1)].append((conf, h))
+    ece = sum(abs(sum(c for c, _ in b) / len(b) - sum(h for _, h in b) / len(b)) * len(b) / n for b in bins if b)
+    return {"n": n, "n_is_next": n_next, "n_not_next": n - n_next, "accuracy": sum(hit) / n,
+            "is_next_accuracy": recall(True), "not_next_accuracy": recall(False),
+            "majority_baseline": max(n_next, n - n_next) / n, "ece": ece,
+            "brier": sum((float(s) - float(g)) ** 2 for s, g in zip(scores, gold)) / n}

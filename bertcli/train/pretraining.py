@@ -23,7 +23,7 @@ from .features import IGNORE
 
 
 def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, seed: int,
-                   short_seq_prob: float = 0.1) -> list[dict]:
+                   short_seq_prob: float = 0.1, random_b: str = "document") -> list[dict]:
     """Build pre-training instances.
 
     Args:
@@ -34,6 +34,10 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
         seed: the instances depend only on it (``random.Random(seed)``).
         short_seq_prob: NSP only: probability of a shorter target length (BERT uses 0.1
             so that fine-tuning on short sequences is not out of distribution).
+        random_b: NSP only: the document a random B comes from is drawn uniformly
+            (``document``, BERT's rule) or in proportion to its number of sentences
+            (``length``: a few long books among many short articles then give book B
+            segments as often as the text holds book sentences).
 
     Returns:
         Dicts with ``input_ids``, ``attention_mask``, ``token_type_ids`` (and
@@ -52,6 +56,9 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
         tok_docs.append([s for s in ids if s])
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     budget = max_length - (3 if nsp else 2)
+    if random_b not in ("document", "length"):
+        raise ValueError(f"unknown random_b {random_b!r}: use document or length")
+    draw = _length_draw(tok_docs) if random_b == "length" else None
     out: list[dict] = []
     if not nsp:
         for doc in tok_docs:
@@ -71,7 +78,7 @@ def make_instances(tokenizer, docs: list[Document], max_length: int, nsp: bool, 
             # away from 50/50 when sentences are long relative to the target.
             if i == len(doc) - 1 or (length >= target and len(chunk) >= 2):
                 if chunk:
-                    i = _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id)
+                    i = _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id, draw)
                 chunk, length = [], 0
                 target = budget if rng.random() >= short_seq_prob else rng.randint(2, budget)
             i += 1
@@ -104,7 +111,18 @@ def _pack_mlm(doc, budget, out, cls_id, sep_id) -> None:
     emit()
 
 
-def _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id) -> int:
+def _length_draw(tok_docs):
+    import bisect
+    import itertools
+
+    cum = list(itertools.accumulate(len(d) for d in tok_docs))
+
+    def draw(rng) -> int:
+        return bisect.bisect_right(cum, rng.randrange(cum[-1])) if cum and cum[-1] else rng.randrange(len(tok_docs))
+    return draw
+
+
+def _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id, draw=None) -> int:
     a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
     a = [t for s in chunk[:a_end] for t in s]
     if len(chunk) == 1 or rng.random() < 0.5:
@@ -112,7 +130,7 @@ def _nsp_pair(chunk, tok_docs, di, i, budget, target, rng, out, cls_id, sep_id) 
         b_target = max(1, target - len(a))
         other = di
         for _ in range(10):  # BERT's loop: a random document other than this one
-            other = rng.randrange(len(tok_docs))
+            other = draw(rng) if draw is not None else rng.randrange(len(tok_docs))
             if other != di and tok_docs[other]:
                 break
         odoc = tok_docs[other]
@@ -173,3 +191,67 @@ def mask_tokens(input_ids, special_mask, tokenizer, probability: float = 0.15, g
     rand = torch.randint(len(tokenizer), labels.shape, dtype=ids.dtype, generator=generator)
     ids[to_rand] = rand[to_rand]
     return ids, labels
+
+
+def text_pairs(tokenizer, docs: list[Document], max_length: int, seed: int, short_seq_prob: float = 0.1,
+               random_b: str = "document") -> list[dict]:
+    """Next-sentence pairs as text, made by the rule of :func:`make_instances` (``nsp``):
+    the evaluation sets of a next-sentence head (``bertcli nsp`` reads them as they are).
+
+    Sentences accumulate into a chunk of a target length in tokens (``max_length - 3``,
+    shorter with ``short_seq_prob``), the chunk is split at a random sentence boundary
+    into A and B, and half of the time B is replaced by sentences from a random other
+    document (``random_b`` as in :func:`make_instances`), the unused sentences going back
+    to the pool. Nothing is truncated here: ``bertcli nsp`` cuts a pair longer than the
+    model's maximum longest-first.
+
+    Returns:
+        Dicts ``{"text": A, "text_pair": B, "label": "IsNext" | "NotNext", "document":
+        index of A's document}`` in document order (A's sentences joined by spaces).
+    """
+    if len(docs) < 2:
+        raise ValueError("next-sentence pairs need at least two documents")
+    rng = random.Random(seed)
+    sents, lens = [], []
+    for d in docs:
+        keep = [s for s in d.sentences if s.strip()]
+        ids = tokenizer(keep, add_special_tokens=False)["input_ids"] if keep else []
+        sents.append([s for s, i in zip(keep, ids) if i])
+        lens.append([len(i) for i in ids if i])
+    draw = _length_draw(sents) if random_b == "length" else None
+    budget = max_length - 3
+    out: list[dict] = []
+    for di, doc in enumerate(sents):
+        i, chunk, length = 0, [], 0
+        target = budget if rng.random() >= short_seq_prob else rng.randint(2, budget)
+        while i < len(doc):
+            chunk.append(i)
+            length += lens[di][i]
+            if i == len(doc) - 1 or (length >= target and len(chunk) >= 2):
+                a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+                a = [doc[j] for j in chunk[:a_end]]
+                if len(chunk) == 1 or rng.random() < 0.5:
+                    other = di
+                    for _ in range(10):
+                        other = draw(rng) if draw is not None else rng.randrange(len(sents))
+                        if other != di and sents[other]:
+                            break
+                    b_target = max(1, target - sum(lens[di][j] for j in chunk[:a_end]))
+                    start = rng.randrange(len(sents[other])) if sents[other] else 0
+                    b, n = [], 0
+                    for k in range(start, len(sents[other])):
+                        b.append(sents[other][k])
+                        n += lens[other][k]
+                        if n >= b_target:
+                            break
+                    label = "NotNext"
+                    i -= len(chunk) - a_end
+                else:
+                    b, label = [doc[j] for j in chunk[a_end:]], "IsNext"
+                if a and b:
+                    out.append({"text": " ".join(a), "text_pair": " ".join(b), "label": label, "document": di})
+                chunk, length = [], 0
+                target = budget if rng.random() >= short_seq_prob else rng.randint(2, budget)
+            i += 1
+    return out
+

@@ -269,8 +269,8 @@ def train_ner(model: str | Path | None, train: str | Path, output: str | Path, e
 # ---------------------------------------------------------------- MLM / NSP
 
 def _mlm_preprocess(logits, labels):
-    """Keep only what the metrics need: top-5 ids and the per-position NLL (and NSP
-    predictions), instead of ``(batch, seq, vocab)`` logits."""
+    """Keep only what the metrics need: top-5 ids and the per-position NLL (and the NSP
+    logits), instead of ``(batch, seq, vocab)`` logits."""
     import torch
     import torch.nn.functional as F
 
@@ -282,13 +282,14 @@ def _mlm_preprocess(logits, labels):
     nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), mlm_labels.reshape(-1),
                           ignore_index=-100, reduction="none").reshape(mlm_labels.shape)
     if nsp_logits is not None:
-        return top5, nll, nsp_logits.argmax(-1)
+        return top5, nll, nsp_logits.float()
     return top5, nll
 
 
 def mlm_metrics_fn(nsp: bool):
     """``compute_metrics`` for Trainer: MLM loss/perplexity/top-1/top-5 over the
-    masked positions, and NSP accuracy."""
+    masked positions, and the NSP loss and accuracy (also per class: a head that answers
+    one class for everything scores 0.5 overall but 1.0 and 0.0 per class)."""
     def compute(p):
         preds = p.predictions
         top5, nll = preds[0], preds[1]
@@ -298,9 +299,7 @@ def mlm_metrics_fn(nsp: bool):
         hits5 = int((top5 == lab[..., None]).any(-1)[mask].sum())
         m = mlm_metrics(float(nll[mask].sum()), int(mask.sum()), hits1, hits5)
         if nsp:
-            nsp_pred = preds[2]
-            nsp_gold = p.label_ids[1]
-            m["nsp_accuracy"] = float((nsp_pred == nsp_gold).mean())
+            m.update(nsp_metrics_of_logits(preds[2], p.label_ids[1], "nsp_"))
         return m
     return compute
 
@@ -312,7 +311,8 @@ _DOCUMENTS_HINT = ("put a blank line between documents and pass --documents blan
 
 
 def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, eval: str | Path | None = None,
-              *, nsp: bool = False, mlm_probability: float = 0.15, documents: str = "auto", encoding: str = "auto",
+              *, nsp: bool = False, nsp_weight: float = 1.0, mlm_probability: float = 0.15, documents: str = "auto",
+              encoding: str = "auto",
               gutenberg: bool = True, eval_fraction: float = 0.05, short_seq_prob: float = 0.1,
               options: TrainOptions | None = None, progress: ProgressFn | None = None) -> TrainResult:
     """Masked-LM (and next-sentence) pre-training on raw text (BERT paper §3.1).
@@ -329,6 +329,9 @@ def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, e
             positions.
         nsp: also train next-sentence prediction (50% true next, 50% random sentences
             from another document); needs at least two documents.
+        nsp_weight: the NSP loss's weight in the summed training loss (BERT: 1). Training
+            logs report the MLM loss, the NSP loss and the NSP accuracy apart (``log``
+            events), and evaluations add ``nsp_loss`` and the accuracy per class.
         mlm_probability: share of tokens to predict.
         documents, encoding, gutenberg: passed to ``read_documents``.
         short_seq_prob: share of instances with a shorter random target length.
@@ -353,6 +356,8 @@ def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, e
     if nsp and len(docs) < 2:
         raise DataError(f"{train}: next-sentence pairs need at least two documents, found {len(docs)}",
                         _DOCUMENTS_HINT)
+    if not nsp_weight > 0:
+        raise TrainError(f"nsp_weight must be above 0, not {nsp_weight}")
     warnings = _warn_all(progress, w1 + w2)
     tok, max_len = _tokenizer_and_length(base, opts.max_length)
     if tok.mask_token_id is None:
@@ -386,9 +391,125 @@ def train_mlm(model: str | Path | None, train: str | Path, output: str | Path, e
     info = {"train": f"{train} ({len(docs)} documents, {len(inst)} sequences)",
             "eval": f"{eval or 'held out'} ({len(eval_inst or [])} sequences)", "nsp": nsp,
             "mlm_probability": mlm_probability}
+    if nsp:
+        info["nsp_weight"] = nsp_weight
     job = _Job("mlm", base, out, net, tok, inst, eval_inst, Collator(tok, mlm_probability=mlm_probability),
                mlm_metrics_fn(nsp), _mlm_preprocess, ["labels", "next_sentence_label"] if nsp else ["labels"],
                opts.metric or "mlm_loss", [], info, warnings,
                # LoRA: the heads train in full (the tied decoder stays the embeddings).
                ["predictions.transform", "seq_relationship", "pooler"] if nsp else ["predictions.transform"])
     return _fit(job, opts, progress)
+
+
+# ---------------------------------------------------------------- NSP alone
+
+def nsp_metrics_of_logits(logits, labels, prefix: str = "") -> dict:
+    """NSP metrics of ``(n, 2)`` logits (index 0 = IsNext) and labels (0 = IsNext,
+    1 = NotNext): ``loss`` (mean cross-entropy), ``accuracy``, ``is_next_accuracy``,
+    ``not_next_accuracy`` (recall of each class), each name with ``prefix``."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    pred = logits.argmax(-1)
+    out = {"loss": float(-logp[np.arange(len(labels)), labels].mean()) if len(labels) else float("nan"),
+           "accuracy": float((pred == labels).mean()) if len(labels) else float("nan")}
+    for name, lab in (("is_next_accuracy", 0), ("not_next_accuracy", 1)):
+        sel = labels == lab
+        out[name] = float((pred[sel] == lab).mean()) if sel.any() else float("nan")
+    return {(prefix + k if k != "loss" or prefix else k): v for k, v in out.items()} if prefix else out
+
+
+def nsp_metrics_fn():
+    """``compute_metrics`` for Trainer on a next-sentence head alone (see
+    :func:`nsp_metrics_of_logits`)."""
+    def compute(p):
+        logits = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
+        m = nsp_metrics_of_logits(logits, p.label_ids)
+        m.pop("loss")  # Trainer reports the evaluation loss itself
+        return m
+    return compute
+
+
+def train_nsp(model: str | Path | None, train: str | Path, output: str | Path, eval: str | Path | None = None,
+              *, documents: str = "auto", encoding: str = "auto", gutenberg: bool = True,
+              eval_fraction: float = 0.05, short_seq_prob: float = 0.1, random_b: str = "document",
+              options: TrainOptions | None = None, progress: ProgressFn | None = None) -> TrainResult:
+    """Next-sentence prediction alone, on raw documents (BERT paper §3.1, without MLM).
+
+    Pairs are made as in :func:`train_mlm` with ``nsp`` (:func:`bertcli.train.pretraining.
+    make_instances`): A is a run of a document's sentences, B the sentences after it
+    (label 0, IsNext) or, half of the time, sentences from another document (label 1,
+    NotNext). The model is ``BertForNextSentencePrediction`` (``AutoModelForNextSentence
+    Prediction``): the pooler on ``[CLS]`` and ``cls.seq_relationship``, BERT's own
+    format, so the folder runs ``bertcli nsp`` on every backend; a bare encoder gets a new
+    head (and keeps its pooler). With LoRA, the pooler and head train in full.
+
+    Args:
+        model, output, options, progress: as :func:`train_mlm`.
+        train, eval, documents, encoding, gutenberg, eval_fraction: as :func:`train_mlm`
+            (documents must be real ones: unrelated sentences grouped together make
+            IsNext labels that are noise).
+        short_seq_prob: share of pairs with a shorter random target length (BERT: 0.1;
+            more teaches short pairs such as two single sentences).
+        random_b: how the document of a random B is drawn: ``document`` (uniformly, as
+            BERT) or ``length`` (in proportion to its sentences, so a corpus of a few long
+            books and many short articles draws book B segments for book A segments as
+            often as the text holds them).
+
+    Returns:
+        :class:`TrainResult`; ``metrics`` has ``accuracy``, ``is_next_accuracy``,
+        ``not_next_accuracy`` and ``loss``.
+
+    Raises:
+        DataError: no text, fewer than two documents. ModelError: the model type has no
+            next-sentence head in transformers.
+    """
+    opts = options or TrainOptions()
+    out = prepare_output(output, opts.overwrite, opts.resume)
+    base = _base_dir(model)
+    if random_b not in ("document", "length"):
+        raise TrainError(f"unknown random_b '{random_b}'", "use document or length")
+    docs, w1 = read_documents(train, documents=documents, encoding=encoding, gutenberg=gutenberg)
+    eval_docs, w2 = read_documents(eval, documents=documents, encoding=encoding, gutenberg=gutenberg) if eval \
+        else (None, [])
+    for d, src in ((docs, train), (eval_docs, eval)):
+        if d is not None and len(d) < 2:
+            raise DataError(f"{src}: next-sentence pairs need at least two documents, found {len(d)}",
+                            _DOCUMENTS_HINT)
+    warnings = _warn_all(progress, w1 + w2)
+    tok, max_len = _tokenizer_and_length(base, opts.max_length)
+    from .pretraining import make_instances as make
+
+    def pairs(ds, seed):
+        inst = make(tok, ds, max_len, True, seed, short_seq_prob, random_b=random_b)
+        for f in inst:
+            f["labels"] = f.pop("next_sentence_label")
+        return inst
+
+    inst = pairs(docs, opts.seed)
+    if eval_docs is not None:
+        eval_inst = pairs(eval_docs, opts.seed + 1)
+    else:
+        n_eval = int(round(len(inst) * eval_fraction)) if eval_fraction else 0
+        if eval_fraction and (n_eval < 1 or n_eval >= len(inst)):
+            raise DataError(f"{train}: {len(inst)} training pairs are too few to hold out {eval_fraction:.0%}",
+                            "pass --eval FILE or more text")
+        eval_inst = inst[len(inst) - n_eval:] if n_eval else None
+        inst = inst[:len(inst) - n_eval] if n_eval else inst
+    inst = _subsample(inst, opts.max_train_samples, opts.seed)
+    if eval_inst:
+        eval_inst = _subsample(eval_inst, opts.max_eval_samples, opts.seed)
+    _seed_all(opts.seed)
+    net = _load_net("AutoModelForNextSentencePrediction", base)
+    if not hasattr(getattr(net, "cls", None), "seq_relationship"):
+        raise TrainError(f"'{base}' ({net.config.model_type}) has no next-sentence head in transformers")
+    net.config.architectures = [type(net).__name__]
+    n_next = sum(f["labels"] == 0 for f in inst)
+    info = {"train": f"{train} ({len(docs)} documents, {len(inst)} pairs, {n_next / max(1, len(inst)):.1%} IsNext)",
+            "eval": f"{eval or 'held out'} ({len(eval_inst or [])} pairs)", "short_seq_prob": short_seq_prob,
+            "random_b": random_b}
+    job = _Job("nsp", base, out, net, tok, inst, eval_inst, Collator(tok), nsp_metrics_fn(), None, ["labels"],
+               opts.metric or "accuracy", ["IsNext", "NotNext"], info, warnings, ["seq_relationship", "pooler"])
+    return _fit(job, opts, progress)
+
