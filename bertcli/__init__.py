@@ -9,6 +9,7 @@ The Python API mirrors the commands and never imports Click or rich::
     tokenize(load_tokenizer(), ["Unaffable émigrés"])
     attention(load_model("path/to/model", task="encoder"), ["The animal didn't cross the street."])
     explain_classify(lm, ["I loved it"])                     # word attributions (integrated gradients)
+    Predictor("path/to/model", "ner")(batch)                  # Ray Data / Spark batches (bertcli.ray, bertcli.spark)
 
 Heavy modules (torch, transformers) are imported on first use.
 """
@@ -30,6 +31,7 @@ _API = {
     "explain_classify": ("bertcli.tasks.explain", "explain_classify"),
     "explain_ner": ("bertcli.tasks.explain", "explain_ner"),
     "explain_fill_mask": ("bertcli.tasks.explain", "explain_fill_mask"),
+    "Predictor": ("bertcli.predictor", "Predictor"),
     "StreamOptions": ("bertcli.tasks.base", "StreamOptions"),
     "BertcliError": ("bertcli.errors", "BertcliError"),
 }
@@ -42,4 +44,7 @@ def __getattr__(name):
         import importlib
         mod, attr = _API[name]
         return getattr(importlib.import_module(mod), attr)
+    if name in ("ray", "spark"):  # bertcli.ray, bertcli.spark: imported on first access
+        import importlib
+        return importlib.import_module(f"bertcli.{name}")
     raise AttributeError(f"module 'bertcli' has no attribute {name!r}")
