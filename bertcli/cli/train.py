@@ -266,7 +266,10 @@ def _run(fn, params, *args, **kw):
         raise click.exceptions.Exit(130) from None
     finally:
         rep.stop()
-    if not rep.quiet:
+    import os
+
+    # under torchrun every rank gets the result; the main one alone says so (as the Reporter's events)
+    if not rep.quiet and os.environ.get("RANK", "0") == "0":
         best = ", ".join(f"{k} {_cell(v)}" for k, v in result.metrics.items() if not isinstance(v, (dict, list)))
         saved = f" (step {result.best_step}, the weights saved)" if result.best_step is not None else ""
         click.echo(f"Done: {result.global_step} steps; {result.output_dir}" + (f"; best{saved}: {best}" if best else ""),
