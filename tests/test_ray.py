@@ -128,6 +128,10 @@ def test_ray_bad_rows_and_parquet_types(local_ray, ner_dir, tmp_path):
     recs = sorted((json.loads(ln) for ln in (tmp_path / "ner.jsonl").read_text().splitlines()), key=lambda r: r["id"])
     assert n == 6 and recs[2] == {"id": 2, "text": None, "error": "field 'text' is null, expected a string"}
     assert "error" not in recs[0] and recs[0]["entities"] == []
+    # a worker's default torch threads: the CPUs Ray gave it (1 here)
+    from bertcli.predictor import cpu_share
+
+    assert ray.data.range(1).map_batches(lambda b: {"n": [cpu_share()]}).take_all() == [{"n": 1}]
     # chained: classify on the ner output read back from Parquet; the nested input column passes through
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs if "error" not in r))
     bertcli.ray.write(bertcli.ray.predict(bertcli.ray.read(tmp_path / "in.jsonl"), str(ner_dir), "ner",

@@ -105,6 +105,9 @@ def test_spark_bad_rows_pairs_and_types(spark, ner_dir, pretraining_dir, cls_dir
         assert rows[0]["error"] is None and rows[0]["input_label"] == "x"
         a = rows_of(bertcli.spark.predict(df, str(ner_dir), "ner", method=method, aggregation="none"))
         assert a[2]["entities"] == [] and a[1]["entities"] is None
+    from bertcli.predictor import cpu_share
+
+    assert spark.sparkContext.parallelize([0], 1).map(lambda _: cpu_share()).collect() == [1]  # spark.task.cpus
     t = bertcli.spark.result_type("ner", "none")
     assert [f.name for f in bertcli.spark.result_type("ner", "simple")["entities"].dataType.elementType.fields] == \
         ["entity_group", "score", "word", "start", "end"]
