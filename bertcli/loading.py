@@ -468,7 +468,7 @@ def _check_model_type(cfg_file: Path, cfg: dict) -> None:
     if not isinstance(mt, str) or not mt:
         raise ModelError(f"{cfg_file}: model_type={mt!r} is not a model type name",
                          "is this a Hugging Face transformers config?")
-    from .native import FAMILIES
+    from .families import FAMILIES
 
     if mt in FAMILIES:
         return  # no need to import transformers' tables for the native families
@@ -530,7 +530,8 @@ def _safetensors_shapes(path: Path, files: list[Path] | None = None) -> dict[str
     shapes: dict[str, list[int]] = {}
     for f in files if files is not None else weight_files(path):
         try:
-            with safe_open(str(f), framework="pt") as st:
+            # "np": the header alone is read; "pt" would import torch (1+ s) for nothing
+            with safe_open(str(f), framework="np") as st:
                 for k in st.keys():
                     shapes[k] = list(st.get_slice(k).get_shape())
         except Exception as e:  # safetensors raises several types for corrupt files
