@@ -92,6 +92,9 @@ class LoadedModel:
     max_length: int
     native: bool = False
     info: dict = field(default_factory=dict)
+    #: (class attribute, not a field) True for the torch-free fast path's model
+    #: (:class:`bertcli.fastpath.model.FastModel`): batches and logits are numpy arrays
+    numpy = False
 
     @property
     def uses_token_type_ids(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import signal
 import sys
 
@@ -98,6 +99,9 @@ def main(argv=None):
     if hasattr(signal, "SIGPIPE"):
         # `bertcli ... | head -1`: die quietly like any Unix filter when the reader goes away.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # numpy's BLAS (OpenBLAS, read at numpy's import) runs the fast path's small products on
+    # one thread: its spinning threads lose badly beside any other busy process (issue #18)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli.main(args=argv, prog_name="bertcli")
     except BrokenPipeError:

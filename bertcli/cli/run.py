@@ -70,8 +70,13 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
                                     (params.get("field_b") or "text_pair") if pairs else None))
         out_path = resume
     try:
-        lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),
-                        default=default, revision=params.get("revision"))
+        # a small input runs on the numpy encoder, without importing torch (issue #18)
+        from ..fastpath.switch import small_run
+
+        lm, records = small_run(records, source, task, params, default=default)
+        if lm is None:
+            lm = load_model(params.get("model"), task, params.get("device", "auto"), params.get("dtype", "auto"),
+                            default=default, revision=params.get("revision"))
     except ModelError as e:
         ctx = click.get_current_context(silent=True)
         if ctx is not None and ctx.get_parameter_source("model") == click.core.ParameterSource.ENVIRONMENT:

@@ -45,9 +45,23 @@ def text_list(texts, name: str = "texts") -> list[str]:
     return list(texts)
 
 
-def collate(features: list[Feature], pad_id: int) -> dict:
+def collate(features: list[Feature], pad_id: int, numpy: bool = False) -> dict:
     """Pad a batch (right padding) into LongTensors of shape ``(batch, max_len)``:
-    ``input_ids``, ``attention_mask`` (1 = real token) and ``token_type_ids``."""
+    ``input_ids``, ``attention_mask`` (1 = real token) and ``token_type_ids``; int64 numpy
+    arrays of the same values with ``numpy`` (the fast path's model: ``lm.numpy``)."""
+    if numpy:
+        import numpy as np
+
+        n = max(len(f) for f in features)
+        ids = np.full((len(features), n), pad_id, dtype=np.int64)
+        mask = np.zeros((len(features), n), dtype=np.int64)
+        tt = np.zeros((len(features), n), dtype=np.int64)
+        for i, f in enumerate(features):
+            ids[i, :len(f)] = f.input_ids
+            mask[i, :len(f)] = 1
+            if f.token_type_ids is not None:
+                tt[i, :len(f)] = f.token_type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": tt}
     import torch
 
     n = max(len(f) for f in features)

@@ -47,7 +47,11 @@ def label_names(config, override: list[str] | None = None) -> list[str]:
 
 
 def scores_from_logits(logits, how: str):
-    """Turn a ``(batch, num_labels)`` float tensor into scores (same shape)."""
+    """Turn a ``(batch, num_labels)`` float tensor into scores (same shape). A numpy array (the
+    fast path's logits) gets the same functions from :mod:`bertcli.fastpath.ops` (float32 out)."""
+    if not hasattr(logits, "softmax"):
+        from ..fastpath import ops
+        return ops.softmax(logits) if how == "softmax" else ops.sigmoid(logits) if how == "sigmoid" else logits
     if how == "softmax":
         return logits.softmax(-1)
     if how == "sigmoid":
@@ -70,7 +74,7 @@ def classify_features(lm, feats: list[Feature], opts: StreamOptions):
     pad = lm.tokenizer.pad_token_id or 0
 
     def run(batch):
-        out = lm.forward(collate(batch, pad))
+        out = lm.forward(collate(batch, pad, numpy=getattr(lm, "numpy", False)))
         return list(out)
 
     return batching.run_sorted(feats, [len(f) for f in feats], run, opts.batch_size, opts.max_tokens)

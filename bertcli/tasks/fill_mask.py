@@ -360,12 +360,24 @@ def predict_features(lm, feats: list[Feature], top_k: int, targets: list[int] | 
     Raises:
         UsageError: ``whole_words`` and the vocabulary has no whole-word token.
     """
-    import torch
+    numpy = getattr(lm, "numpy", False)  # the fast path: numpy arrays, the same steps (fastpath.ops)
+    if numpy:
+        import numpy as np
+
+        from ..fastpath import ops
+
+        def ids_array(ids):
+            return np.asarray(ids, dtype=np.int64)
+    else:
+        import torch
+
+        def ids_array(ids):
+            return torch.tensor(ids, dtype=torch.long)
 
     tok = lm.tokenizer
     pad = tok.pad_token_id or 0
-    tgt = torch.tensor(targets) if targets else None
-    known: dict[tuple, torch.Tensor | None] = {}  # (head width, after_word) -> candidate ids (None: all)
+    tgt = ids_array(targets) if targets else None
+    known: dict[tuple, object] = {}  # (head width, after_word) -> candidate ids (None: all)
 
     def cands(width: int, after: bool):
         key = (width, after)
@@ -375,7 +387,7 @@ def predict_features(lm, feats: list[Feature], top_k: int, targets: list[int] | 
                 ids = whole_word_ids(tok, range(width) if ids is None else ids, after)
                 if not ids:
                     raise UsageError("the model's vocabulary has no whole-word token", "leave out --whole-words")
-            known[key] = None if ids is None else torch.tensor(ids, dtype=torch.long)
+            known[key] = None if ids is None else ids_array(ids)
         return known[key]
 
     def run(batch: list[Feature]):
@@ -383,8 +395,9 @@ def predict_features(lm, feats: list[Feature], top_k: int, targets: list[int] | 
         if not rows:
             return [[] for _ in batch]
         after = [whole_words and m.after_word for f in batch for m in f.extra["masks"]]
-        logits = lm.forward(collate(batch, pad), mask_rows=torch.tensor(rows, dtype=torch.long))
-        probs = logits.softmax(-1)  # over every row, padding rows included: the pipeline's scores
+        logits = lm.forward(collate(batch, pad, numpy=numpy), mask_rows=ids_array(rows))
+        # over every row, padding rows included: the pipeline's scores
+        probs = ops.softmax(logits) if numpy else logits.softmax(-1)
         out: list = [None] * len(rows)
         for group in sorted(set(after)):
             sel = [r for r, a in enumerate(after) if a == group]
@@ -392,7 +405,8 @@ def predict_features(lm, feats: list[Feature], top_k: int, targets: list[int] | 
             p = probs[sel] if len(sel) < len(rows) else probs
             if cand is not None:
                 p = p[:, cand]
-            vals, idx = p.topk(min(top_k, p.shape[-1]), dim=-1)
+            k = min(top_k, p.shape[-1])
+            vals, idx = ops.topk(p, k) if numpy else p.topk(k, dim=-1)
             if cand is not None:
                 idx = cand[idx]
             for r, v, i in zip(sel, vals.tolist(), idx.tolist()):

@@ -471,7 +471,8 @@ def token_scores(lm, feats: list[Feature], opts: StreamOptions | None = None) ->
     pad = lm.tokenizer.pad_token_id or 0
 
     def run(batch: list[Feature]) -> list[np.ndarray]:
-        logits = lm.forward(collate(batch, pad)).numpy()
+        logits = lm.forward(collate(batch, pad, numpy=getattr(lm, "numpy", False)))
+        logits = logits if isinstance(logits, np.ndarray) else logits.numpy()
         return [softmax(logits[k, :len(f)]) for k, f in enumerate(batch)]
 
     return batching.run_sorted(feats, [len(f) for f in feats], run, opts.batch_size, opts.max_tokens)

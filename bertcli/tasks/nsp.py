@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from ..io.readers import Record
 from .base import StreamOptions, encode_texts, stream_records, text_list
-from .classify import classify_features
+from .classify import classify_features, scores_from_logits
 
 
 def nsp(lm, texts_a: list[str], texts_b: list[str], opts: StreamOptions | None = None) -> list[dict]:
@@ -30,7 +30,7 @@ def nsp(lm, texts_a: list[str], texts_b: list[str], opts: StreamOptions | None =
     logits = classify_features(lm, feats, opts)
     out = []
     for lg, fl in zip(logits, flags):
-        p_next = float(lg.softmax(-1)[0])
+        p_next = float(scores_from_logits(lg, "softmax")[0])
         out.append({"is_next": p_next >= 0.5, "score": p_next, "truncated": fl})
     return out
 
