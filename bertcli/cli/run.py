@@ -69,6 +69,11 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
                             fields=(params.get("field", "text"),
                                     (params.get("field_b") or "text_pair") if pairs else None))
         out_path = resume
+    from ..threads import ThreadGovernor
+
+    # torch's threads follow the CPUs other processes leave free; the import and model load
+    # below are its first measured interval (issue #18)
+    governor = ThreadGovernor()
     try:
         # a small input runs on the numpy encoder, without importing torch (issue #18)
         from ..fastpath.switch import small_run
@@ -85,9 +90,10 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
         raise
     if prepare is not None:
         prepare(lm)
+    governor.update(force=True)
     cb, prog = progress_callback(params.get("quiet", False), count_records(texts, params.get("input_path")))
     opts = StreamOptions(batch_size=params["batch_size"], max_tokens=params["max_tokens"],
-                         window=params["window"], progress=cb)
+                         window=params["window"], progress=governor.progress(cb))
     stream_out = None
     if out_path:
         try:
@@ -104,6 +110,7 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
                       source=source, pairs=pairs, quiet=params.get("quiet", False),
                       transform=(lambda rec, res: transform(lm, rec, res)) if transform else None)
     finally:
+        governor.restore()
         if prog is not None:
             prog.stop()
         if stream_out is not None:
