@@ -14,20 +14,26 @@ _bertcli() {
             ":ner") path="ner" ;;
             ":train") path="train" ;;
             ":evaluate") path="evaluate" ;;
+            ":tokenize") path="tokenize" ;;
+            ":attention") path="attention" ;;
             "train:classify") path="train classify" ;;
             "train:mlm") path="train mlm" ;;
             "train:ner") path="train ner" ;;
+            "train:nsp") path="train nsp" ;;
         esac
     done
     case "$path" in
         "")
             case "$prev" in
             esac
-            COMPREPLY=($(compgen -W "-V --version --help fill-mask nsp classify sentiment ner train evaluate" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-V --version --help fill-mask nsp classify sentiment ner train evaluate tokenize attention" -- "$cur")) ;;
         "fill-mask")
             case "$prev" in
                 -k|--top-k) return ;;
                 --targets) return ;;
+                --mask-token) return ;;
+                --explain-label) return ;;
+                --ig-steps) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
@@ -43,7 +49,7 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --targets -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --targets --whole-words --joint --mask-token --explain --explain-label --ig-steps -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "nsp")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -68,6 +74,8 @@ _bertcli() {
                 -k|--top-k) return ;;
                 --text-pair) return ;;
                 --labels) return ;;
+                --explain-label) return ;;
+                --ig-steps) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
@@ -84,12 +92,14 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels --explain --explain-label --ig-steps -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "sentiment")
             case "$prev" in
                 -k|--top-k) return ;;
                 --text-pair) return ;;
                 --labels) return ;;
+                --explain-label) return ;;
+                --ig-steps) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
@@ -106,11 +116,12 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels --explain --explain-label --ig-steps -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "ner")
             case "$prev" in
                 -a|--aggregation) COMPREPLY=($(compgen -W "none simple first average max" -- "$cur")); return ;;
                 --stride) return ;;
+                --ig-steps) return ;;
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
@@ -120,17 +131,17 @@ _bertcli() {
                 --field) return ;;
                 -b|--batch-size) return ;;
                 --max-tokens) return ;;
-                -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table jsonl json spans" -- "$cur")); return ;;
                 --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
                 --precision) return ;;
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-a --aggregation --stride -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-a --aggregation --stride --explain --ig-steps -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "train")
             case "$prev" in
             esac
-            COMPREPLY=($(compgen -W "--help classify mlm ner" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "--help classify mlm ner nsp" -- "$cur")) ;;
         "train classify")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -140,6 +151,7 @@ _bertcli() {
                 --epochs) return ;;
                 --max-steps) return ;;
                 --lr|--learning-rate) return ;;
+                --head-lr) return ;;
                 -b|--batch-size) return ;;
                 --eval-batch-size) return ;;
                 --grad-accum) return ;;
@@ -157,6 +169,7 @@ _bertcli() {
                 --lora-alpha) return ;;
                 --lora-dropout) return ;;
                 --lora-targets) COMPREPLY=($(compgen -W "attention all-linear" -- "$cur")); return ;;
+                --lora-layers) return ;;
                 --max-train-samples) return ;;
                 --max-eval-samples) return ;;
                 --encoding) return ;;
@@ -169,7 +182,7 @@ _bertcli() {
                 --labels) return ;;
                 --label-map) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --text-field --text-pair-field --label-field --data-format --multi-label --label-sep --header --no-header --labels --label-map --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate --head-lr -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --lora-layers --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --text-field --text-pair-field --label-field --data-format --multi-label --label-sep --header --no-header --labels --label-map --help" -- "$cur")) ;;
         "train mlm")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -179,6 +192,7 @@ _bertcli() {
                 --epochs) return ;;
                 --max-steps) return ;;
                 --lr|--learning-rate) return ;;
+                --head-lr) return ;;
                 -b|--batch-size) return ;;
                 --eval-batch-size) return ;;
                 --grad-accum) return ;;
@@ -196,15 +210,17 @@ _bertcli() {
                 --lora-alpha) return ;;
                 --lora-dropout) return ;;
                 --lora-targets) COMPREPLY=($(compgen -W "attention all-linear" -- "$cur")); return ;;
+                --lora-layers) return ;;
                 --max-train-samples) return ;;
                 --max-eval-samples) return ;;
                 --encoding) return ;;
                 -f|--format) COMPREPLY=($(compgen -W "table jsonl" -- "$cur")); return ;;
+                --nsp-weight) return ;;
                 --mlm-probability) return ;;
                 --documents) COMPREPLY=($(compgen -W "auto file blank-line" -- "$cur")); return ;;
                 --eval-fraction) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --nsp --mlm-probability --documents --no-gutenberg --eval-fraction --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate --head-lr -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --lora-layers --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --nsp --nsp-weight --mlm-probability --documents --no-gutenberg --eval-fraction --help" -- "$cur")) ;;
         "train ner")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -214,6 +230,7 @@ _bertcli() {
                 --epochs) return ;;
                 --max-steps) return ;;
                 --lr|--learning-rate) return ;;
+                --head-lr) return ;;
                 -b|--batch-size) return ;;
                 --eval-batch-size) return ;;
                 --grad-accum) return ;;
@@ -231,19 +248,59 @@ _bertcli() {
                 --lora-alpha) return ;;
                 --lora-dropout) return ;;
                 --lora-targets) COMPREPLY=($(compgen -W "attention all-linear" -- "$cur")); return ;;
+                --lora-layers) return ;;
                 --max-train-samples) return ;;
                 --max-eval-samples) return ;;
                 --encoding) return ;;
                 -f|--format) COMPREPLY=($(compgen -W "table jsonl" -- "$cur")); return ;;
-                --data-format) COMPREPLY=($(compgen -W "auto conll jsonl" -- "$cur")); return ;;
+                --data-format) COMPREPLY=($(compgen -W "auto conll jsonl spans labelstudio" -- "$cur")); return ;;
+                --text-field) return ;;
                 --token-column) return ;;
                 --tag-column) return ;;
                 --tokens-field) return ;;
                 --tags-field) return ;;
                 --scheme) COMPREPLY=($(compgen -W "auto IOB1 IOB2 BIOES" -- "$cur")); return ;;
-                --on-invalid) COMPREPLY=($(compgen -W "fix error" -- "$cur")); return ;;
+                --on-invalid) COMPREPLY=($(compgen -W "fix skip error" -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --data-format --token-column --tag-column --tokens-field --tags-field --scheme --on-invalid --label-all-tokens --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate --head-lr -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --lora-layers --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --data-format --text-field --token-column --tag-column --tokens-field --tags-field --scheme --on-invalid --label-all-tokens --help" -- "$cur")) ;;
+        "train nsp")
+            case "$prev" in
+                -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --train) return ;;
+                --eval) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --epochs) return ;;
+                --max-steps) return ;;
+                --lr|--learning-rate) return ;;
+                --head-lr) return ;;
+                -b|--batch-size) return ;;
+                --eval-batch-size) return ;;
+                --grad-accum) return ;;
+                --warmup) return ;;
+                --weight-decay) return ;;
+                --max-length) return ;;
+                --seed) return ;;
+                --device) return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --eval-steps) return ;;
+                --logging-steps) return ;;
+                --patience) return ;;
+                --metric) return ;;
+                --lora) return ;;
+                --lora-alpha) return ;;
+                --lora-dropout) return ;;
+                --lora-targets) COMPREPLY=($(compgen -W "attention all-linear" -- "$cur")); return ;;
+                --lora-layers) return ;;
+                --max-train-samples) return ;;
+                --max-eval-samples) return ;;
+                --encoding) return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table jsonl" -- "$cur")); return ;;
+                --documents) COMPREPLY=($(compgen -W "auto file blank-line" -- "$cur")); return ;;
+                --eval-fraction) return ;;
+                --short-seq-prob) return ;;
+                --random-b) COMPREPLY=($(compgen -W "document length" -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate --head-lr -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --lora-layers --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --documents --no-gutenberg --eval-fraction --short-seq-prob --random-b --help" -- "$cur")) ;;
         "evaluate")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -259,12 +316,47 @@ _bertcli() {
                 --label-field) return ;;
                 --label-map) return ;;
                 --data-format) return ;;
+                --on-invalid) COMPREPLY=($(compgen -W "fix skip error" -- "$cur")); return ;;
                 --tag-column) return ;;
                 --encoding) return ;;
                 -f|--format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
                 --precision) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --data --task --device --dtype -b --batch-size --max-length --seed --text-field --text-pair-field --label-field --label-map --data-format --tag-column --encoding -f --format --precision --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --data --task --device --dtype -b --batch-size --max-length --seed --text-field --text-pair-field --label-field --label-map --data-format --on-invalid --tag-column --encoding -f --format --precision --help" -- "$cur")) ;;
+        "tokenize")
+            case "$prev" in
+                -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --revision) return ;;
+                -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
+                --field-a|--field) return ;;
+                --field-b) return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
+                --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "--pairs -m --model --revision -i --input --input-format --field-a --field --field-b -f --format --on-error -o --output -q --quiet --help" -- "$cur")) ;;
+        "attention")
+            case "$prev" in
+                --layer) return ;;
+                --head) return ;;
+                --tokens) return ;;
+                --html) return ;;
+                --png) return ;;
+                -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+                --revision) return ;;
+                --device) return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
+                --field-a|--field) return ;;
+                --field-b) return ;;
+                -f|--format) COMPREPLY=($(compgen -W "table jsonl json" -- "$cur")); return ;;
+                --on-error) COMPREPLY=($(compgen -W "fail skip" -- "$cur")); return ;;
+                --precision) return ;;
+                -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "--layer --head --rollout --tokens --html --png --pairs -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -f --format --on-error --precision -o --output -q --quiet --help" -- "$cur")) ;;
     esac
 }
 complete -o default -F _bertcli bertcli
