@@ -23,6 +23,12 @@ USES = {
                     "The books are public domain (Project Gutenberg); CoNLL-2003 is Reuters text for research "
                     "use and MRPC is non-commercial: used as pre-training text only, and only trained weights "
                     "are shipped, never the text. all-MiniLM-L6-v2 is Apache-2.0."),
+    "nsp": ("`nsp` (does sentence B follow sentence A?) on everyday English and narrative prose.",
+            "the 21 public-domain novels of `books/` (Sherlock Holmes and The Time Machine held out) and the "
+            "CoNLL-2003 train articles: real documents only, as next-sentence pairs",
+            "The books are public domain (Project Gutenberg); CoNLL-2003 is Reuters text for research use: "
+            "used as training text only, and only trained weights are shipped, never the text. "
+            "all-MiniLM-L6-v2 is Apache-2.0."),
 }
 
 LIMITS = {
@@ -33,11 +39,15 @@ LIMITS = {
     "pretraining": "continued pre-training of a sentence-embedding model with LoRA for a short CPU budget: "
                    "its guesses are plausible words, not the knowledge of a full BERT; sequences of at most "
                    "128 tokens.",
+    "nsp": "reads at most 128 tokens of a pair (a longer pair is cut longest-first); its NotNext pairs "
+           "came from other documents, so it tells a change of topic or text, not a shuffled order within one "
+           "text; scores are probabilities whose calibration (ECE) is in the table.",
 }
 
 METRICS = {"classify": ["accuracy", "macro_f1"], "ner": ["precision", "recall", "f1"],
            "mlm": ["top1_accuracy", "top5_accuracy", "nsp_accuracy"],
-           "fill-mask-everyday": ["top1_accuracy", "top5_accuracy"]}
+           "fill-mask-everyday": ["top1_accuracy", "top5_accuracy"],
+           "nsp": ["accuracy", "is_next_accuracy", "not_next_accuracy", "majority_baseline", "ece"]}
 
 
 def main() -> None:
@@ -50,6 +60,8 @@ def main() -> None:
         keys = [k for k in METRICS[r["task"]] if k in r]
         n = r.get("n", r.get("n_masked"))
         unit = " masked tokens" if "n_masked" in r and "n" not in r else ""
+        if r["task"] == "nsp":
+            unit = f" pairs ({r['n_is_next']} IsNext, {r['n_not_next']} NotNext)"
         rows.append((Path(r["data"]).parent.name + "/" + Path(r["data"]).name, f"{n}{unit}",
                      ", ".join(f"{k} {r[k]:.4f}" for k in keys)))
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lay out the pre-training text of the shipped fill-mask/nsp default (issue #5).
 
-    scripts/pretraining-text.py DATA OUT [--heldout pg1661,pg35]
+    scripts/pretraining-text.py DATA OUT [--heldout pg1661,pg35] [--no-extra]
 
 Writes, under OUT (a scratch folder such as runs/defaults/pretrain-text; the data are
 never copied into the repository):
@@ -14,6 +14,9 @@ never copied into the repository):
   both strings) and rte (train, both sentences), one per paragraph, grouped into
   pseudo-documents of 20 consecutive sentences of one source;
 * ``heldout/``: symlinks to the held-out books (whole books, never trained on).
+
+``--no-extra`` leaves out ``train/extra/``: real documents only, for next-sentence training
+(a pseudo-document of unrelated sentences makes IsNext labels that are noise).
 
 Prints what it wrote; only the standard library is used.
 """
@@ -48,6 +51,7 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--heldout", default="pg1661,pg35", help="comma-separated book id prefixes to hold out")
+    ap.add_argument("--no-extra", action="store_true", help="books and CoNLL articles only (no train/extra/)")
     a = ap.parse_args()
     held = tuple(h + "_" for h in a.heldout.split(","))
     books = sorted((a.data / "books").glob("pg*.txt"))
@@ -56,6 +60,8 @@ def main() -> None:
         d.mkdir(parents=True, exist_ok=True)
         for f in d.iterdir():
             f.unlink()
+    if a.no_extra:
+        (tr / "extra").rmdir()
     for b in books:
         (ho if b.name.startswith(held) else tr / "books").joinpath(b.name).symlink_to(b.resolve())
     # CoNLL-2003 train: documents of sentences of tokens.
@@ -78,6 +84,10 @@ def main() -> None:
     for i, d in enumerate(docs):
         (tr / "conll2003" / f"doc-{i:05d}.txt").write_text("\n\n".join(d) + "\n", encoding="utf-8")
     n_extra = 0
+    if a.no_extra:
+        print(f"{a.out}: {len(books) - len(list(ho.iterdir()))} training books, {len(docs)} CoNLL documents; "
+              f"held out: {', '.join(sorted(p.name for p in ho.iterdir()))}")
+        return
     n_extra += write_groups(tr / "extra", "sst2", list(rows(a.data / "sst2" / "train.tsv", ["sentence"])))
     trec = [ln.split(" ", 1)[1].strip() for ln in
             (a.data / "trec" / "train_5500.label").read_text(encoding="latin-1").splitlines() if " " in ln]
