@@ -10,6 +10,8 @@ ru_maxrss of a process forked from this (large) parent starts at the parent's pe
     python benchmarks/bench.py                       # all tasks, float32
     python benchmarks/bench.py --tasks classify --dtype bfloat16 --lines 2000
     python benchmarks/bench.py --cold                # + whole-process start-up timings
+    python benchmarks/bench.py --tasks none --cold --contention   # issue #18: one-liners vs ONNX Runtime,
+                                                                  # throughput beside a busy process
     python benchmarks/bench.py --tasks none --rss     # only peak RSS streaming 2k vs 200k lines
     python benchmarks/bench.py --tasks sst2-distilbert  # DistilBERT SST-2 classifier vs its pipeline
 
@@ -427,7 +429,14 @@ def main():
                                      "sst2-distilbert/); a missing sst2-distilbert/ is built")
     ap.add_argument("--distilbert-size", choices=("base", "small"), default="base",
                     help="sst2-distilbert: the real sizes (dim 768, hidden_dim 3072) or dim 384, hidden_dim 1536")
-    ap.add_argument("--cold", action="store_true", help="also time whole-process start-up")
+    ap.add_argument("--cold", action="store_true", help="also time whole-process start-up, and one-line runs' "
+                                                         "time to their first result against an ONNX Runtime "
+                                                         "one-liner (benchmarks/startup.py)")
+    ap.add_argument("--contention", action="store_true",
+                    help="also compare classify throughput alone and beside one busy-loop process "
+                         "(benchmarks/startup.py)")
+    ap.add_argument("--contention-lines", type=int, default=2000)
+    ap.add_argument("--cold-rounds", type=int, default=7)
     ap.add_argument("--rss", action="store_true",
                     help="also compare peak RSS of `bertcli classify` streaming 2k vs --rss-lines lines "
                          "(200k lines take ~15-20 min on 2 cores)")
@@ -444,7 +453,8 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="bertcli-bench-"))
     atexit.register(shutil.rmtree, tmp, True)  # merged models and line files: ~0.5 GB per run
-    need = set(a.tasks.split(",")) | ({"classify"} if a.cold or a.rss else set())
+    need = set(a.tasks.split(",")) | ({"classify"} if a.cold or a.rss or a.contention else set()) \
+        | ({"ner", "fill-mask"} if a.cold else set())
     models = ({t: Path(a.models) / t for t in TASKS} if a.models else build_models(tmp / "models", need))
     d = models.get("sst2-distilbert")
     if "sst2-distilbert" in a.tasks.split(",") and (d is None or not d.is_dir()):
@@ -490,6 +500,16 @@ def main():
     if a.cold:
         for k, v in cold_start(models["classify"]).items():
             print(f"cold start  {k:28} {1000 * v:7.0f} ms (median of 5)")
+    if a.cold or a.contention:
+        import startup
+
+        onnx = startup.export_onnx(models["classify"], tmp / "classify.onnx")
+        if a.cold:
+            startup.report(cold=startup.cold_oneliners(models, onnx, a.cold_rounds), rounds=a.cold_rounds)
+        if a.contention:
+            cont = startup.contention(models["classify"], onnx, real_lines(a.contention_lines, seed=1), tmp,
+                                      max(1, a.repeats))
+            startup.report(cont=cont, crounds=max(1, a.repeats), lines=a.contention_lines)
     if a.rss:
         res = rss_stream(models["classify"], tmp, (2000, a.rss_lines))
         (small, ts), (big, tb) = res[2000], res[a.rss_lines]
