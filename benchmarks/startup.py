@@ -34,20 +34,34 @@ ORT = HERE / "ort_oneliner.py"
 BUSY = "while True: pass"
 
 
-def export_onnx(model_dir: Path, out: Path) -> Path:
-    """``model_dir`` (a full sequence classifier) as ONNX (opset 17, dynamic batch and length,
-    eager attention so the mask is a graph input), for the ORT one-liner."""
+def export_onnx(model_dir: Path, out: Path, task: str = "classify") -> Path:
+    """``model_dir`` (a full checkpoint with the task's head) as ONNX (opset 17, dynamic batch
+    and length, eager attention so the mask is a graph input), for the ORT one-liner and
+    benchmarks/peers.py.
+
+    Inputs ``input_ids``, ``attention_mask``, ``token_type_ids``: int64 ``(batch, length)``.
+    Output ``logits``: ``(batch, num_labels)`` for ``task`` "classify" (a sequence
+    classifier), ``(batch, length, num_labels)`` for "ner" (a token classifier).
+
+    Raises:
+        ValueError: ``task`` is neither "classify" nor "ner".
+    """
     import torch
     import transformers as tf
 
-    net = tf.AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    heads = {"classify": (tf.AutoModelForSequenceClassification, {0: "batch"}),
+             "ner": (tf.AutoModelForTokenClassification, {0: "batch", 1: "length"})}
+    if task not in heads:
+        raise ValueError(f"export_onnx: task must be classify or ner, got {task!r}")
+    cls, out_axes = heads[task]
+    net = cls.from_pretrained(str(model_dir), attn_implementation="eager").eval()
     ids = torch.tensor([[101, 1045, 3866, 2009, 102], [101, 2009, 102, 0, 0]])
     mask = (ids != 0).long()
     names = ["input_ids", "attention_mask", "token_type_ids"]
     with torch.inference_mode():
         torch.onnx.export(net, (ids, mask, torch.zeros_like(ids)), str(out), input_names=names,
                           output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={**{n: {0: "batch", 1: "length"} for n in names}, "logits": {0: "batch"}})
+                          dynamic_axes={**{n: {0: "batch", 1: "length"} for n in names}, "logits": out_axes})
     return out
 
 
