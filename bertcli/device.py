@@ -9,6 +9,7 @@ Rules (the same for inference and training):
 * ``auto`` device: CUDA if available, then MPS, then CPU.
 * ``auto`` dtype: float32 everywhere. Reduced precision is always opt-in because it
   changes results (see the performance notes in the README).
+* int8 is CPU-only and inference-only (the native encoder's oneDNN int8 path).
 * float16 is refused on CPU (most CPU kernels for it are slow or missing); MPS has no
   float64 and limited bfloat16, so MPS models are cast to float32 unless float16 is asked.
 """
@@ -21,9 +22,10 @@ DTYPES = {
     "float32": "float32", "fp32": "float32",
     "float16": "float16", "fp16": "float16", "half": "float16",
     "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "int8": "int8",
 }
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
+DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16", "int8")
 
 
 def resolve(device: str = "auto", dtype: str = "auto"):
@@ -31,7 +33,9 @@ def resolve(device: str = "auto", dtype: str = "auto"):
 
     Args:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        dtype: ``auto``, ``float32``, ``float16`` or ``bfloat16`` (aliases fp32/fp16/bf16).
+        dtype: ``auto``, ``float32``, ``float16``, ``bfloat16`` (aliases fp32/fp16/bf16) or
+            ``int8`` (CPU inference only: int8 weights and activations in the encoder's matrix
+            products, :data:`bertcli.native.INT8`; returned as ``torch.int8``).
 
     Returns:
         ``(torch.device, torch.dtype)``.
@@ -43,6 +47,8 @@ def resolve(device: str = "auto", dtype: str = "auto"):
     import torch
 
     name = (device or "auto").strip().lower()
+    if name == "auto" and (dtype or "").strip().lower() == "int8":
+        name = "cpu"  # the only device with int8 kernels here
     if name == "auto":
         if torch.cuda.is_available():
             dev = torch.device("cuda")
@@ -76,7 +82,10 @@ def resolve(device: str = "auto", dtype: str = "auto"):
     elif dname in DTYPES:
         dt = getattr(torch, DTYPES[dname])
     else:
-        raise DeviceError(f"unknown dtype '{dtype}'", "use auto, float32, float16 or bfloat16")
+        raise DeviceError(f"unknown dtype '{dtype}'", "use auto, float32, float16, bfloat16 or int8")
+    if dt == torch.int8 and dev.type != "cpu":
+        raise DeviceError(f"--dtype int8 runs on CPU only (oneDNN's int8 kernels); device '{dev}' has none here",
+                          "use --device cpu, or --dtype float16/bfloat16 on a GPU")
     if dev.type == "cpu" and dt == torch.float16:
         raise DeviceError("float16 is not supported on CPU", "use --dtype bfloat16 or float32 on CPU")
     if dev.type == "mps" and dt == torch.bfloat16:

@@ -109,19 +109,77 @@ def onednn_available(dtype=torch.float32) -> bool:
     return dtype == torch.float32
 
 
+def int8_available() -> bool:
+    """True when this torch build has oneDNN's quantized linear (``torch.ops.onednn.
+    qlinear_prepack``/``qlinear_pointwise``, the ops torch inductor's x86 int8 path lowers
+    to; VNNI/AMX-INT8 kernels where the CPU has them) and oneDNN is enabled
+    (``BERTCLI_ONEDNN`` not 0)."""
+    if not onednn_available(torch.float32):
+        return False
+    try:
+        torch.ops.onednn.qlinear_prepack.default, torch.ops.onednn.qlinear_pointwise.default
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+#: layer projections (of ``qkv``, ``out``, ``ffn_in``, ``ffn_out``) that ``--dtype int8``
+#: keeps in float32, as measured (benchmarks/RESULTS.md, issue #17)
+INT8_KEEP: tuple = ()
+#: the marker dtype of ``--dtype int8``: int8 weights (per output channel), int8 activations
+#: (per row), float32 everything else (see :class:`Packed` and :func:`quantize_rows`)
+INT8 = torch.int8
+
+
+def quantize_rows(x):
+    """Symmetric per-row int8 quantization of ``x`` ``(T, K)`` float32, stored as uint8 with
+    zero point 128 (oneDNN's u8 activations): returns ``(xq, s)``, ``xq`` ``(T, K)`` uint8 with
+    ``x ~= (xq - 128) * s``, ``s`` ``(T, 1)`` float32 = ``max|x_row| / 127`` (all-zero rows
+    get a tiny scale and quantize to 128). Each row's scale depends on that row alone, so the
+    result of a row does not depend on the other rows of the batch (batch invariance)."""
+    s = x.abs().amax(1, keepdim=True).clamp_min_(1e-12).div_(127.0)
+    return torch.round(x / s).add_(128.0).to(torch.uint8), s
+
+
 class Packed:
     """A linear layer's weight and bias prepared once for inference on CPU.
 
     ``kind`` ``"onednn"``: the ``(N, K)`` weight reordered by oneDNN for ``tile``-row inputs
     (an opaque mkldnn tensor) and run with ``torch.ops.mkldnn._linear_pointwise``; ``"dense"``:
-    a plain ``(N, K)`` copy in ``dtype`` run with ``F.linear`` (bf16 without oneDNN).
+    a plain ``(N, K)`` copy in ``dtype`` run with ``F.linear`` (bf16 without oneDNN);
+    ``"int8"``: the weight quantized symmetrically per output channel (``w_scale`` ``(N,)`` =
+    ``max|W_n| / 127``, int8 values in [-127, 127], the per-channel scheme of
+    ``torch.ao.quantization``'s x86 default for linear weights), prepacked with
+    ``torch.ops.onednn.qlinear_prepack`` and run by :func:`tiled_linear` on per-row quantized
+    activations (:func:`quantize_rows`), accumulating in int32 and dequantized to float32.
     """
 
     def __init__(self, weight, bias, dtype, kind: str, tile: int):
         self.dtype, self.kind, self.out_features = dtype, kind, weight.shape[0]
+        if kind == "int8":
+            w = weight.detach().float()
+            self.w_scale = (w.abs().amax(1) / 127.0).clamp_min_(1e-12).contiguous()
+            wq = torch.round(w / self.w_scale[:, None]).clamp_(-127, 127).to(torch.int8).contiguous()
+            self.weight = torch.ops.onednn.qlinear_prepack(wq, [tile, w.shape[1]])
+            self.w_zp = torch.zeros(w.shape[0], dtype=torch.int64)
+            self.dtype = torch.float32  # what goes in (before quantizing) and comes out
+            self.bias = None if bias is None else bias.detach().float().contiguous()
+            return
         w = weight.detach().to(dtype).contiguous()
         self.weight = torch.ops.mkldnn._reorder_linear_weight(w, tile) if kind == "onednn" else w
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
+
+
+def _int8_linear(x, pk, tile: int):
+    """``x @ W^T + b`` for ``x`` ``(T, K)`` float32 (T a multiple of ``tile``) on an int8
+    :class:`Packed`: rows quantized by :func:`quantize_rows`, ``(tile, K)`` u8 x s8 products
+    in int32 by oneDNN scaled by the weight's per-channel scales, then by each row's scale,
+    plus the bias in float32. Returns ``(T, N)`` float32."""
+    xq, s = quantize_rows(x)
+    op = torch.ops.onednn.qlinear_pointwise.default
+    out = torch.cat([op(t, 1.0, 128, pk.weight, pk.w_scale, pk.w_zp, None, 1.0, 0, torch.float32, "none", [None], "")
+                     for t in xq.split(tile)])
+    return out.mul_(s) if pk.bias is None else torch.addcmul(pk.bias, out, s)
 
 
 def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = None):
@@ -144,6 +202,12 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
     pad = (-T) % tile
     if pad:
         x = torch.cat([x, x.new_zeros((pad, x.shape[1]))])
+    if pk is not None and pk.kind == "int8":
+        out = _int8_linear(x, pk, tile)
+        out = out[:T] if pad else out
+        if act is not None:
+            out = _ACTS[act][0](out)
+        return out if add is None else out.add_(add)
     if pk is not None and pk.kind == "onednn":
         op = torch.ops.mkldnn._linear_pointwise
         if add is not None and add.dtype == pk.dtype and act is None:
@@ -366,12 +430,18 @@ class NativeEncoder(nn.Module):
             layer.__dict__.pop("_split", None)
         for m in lins:
             m.__dict__.pop("packed", None)
+        if dtype == INT8 and (device.type != "cpu" or not int8_available()):
+            raise ModelError("--dtype int8 runs on CPU only, through oneDNN's int8 matrix products, "
+                             + ("and this device is not a CPU" if device.type != "cpu"
+                                else "which this torch build lacks"), "use --dtype float32 or bfloat16")
         if device.type != "cpu":
             if dtype != torch.float32:
                 self.to(dtype)
             return self
         self.float()
         kind = "onednn" if onednn_available(dtype) else ("dense" if dtype != torch.float32 else None)
+        if dtype == INT8:
+            kind = "int8"
         if kind is None:
             return self
         head_side = []
@@ -383,11 +453,34 @@ class NativeEncoder(nn.Module):
             last._split = last.split_qkv()
             lins.append(last._split[1])
             head_side.append(last._split[0])
+        # int8: the encoder layers' projections only; embeddings, LayerNorm, attention
+        # (softmax), the pooler and task heads stay float32 (see :data:`INT8_KEEP`)
+        keep = self._int8_keep() if kind == "int8" else set()
         for m in lins:
-            m.packed = Packed(m.weight, m.bias, dtype, kind, TILE)
+            m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", TILE) if id(m) in keep else \
+                Packed(m.weight, m.bias, dtype, kind, TILE)
         for m in head_side:
-            m.packed = Packed(m.weight, m.bias, dtype, kind, HEAD_TILE)
+            m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", HEAD_TILE) if id(m) in keep else \
+                Packed(m.weight, m.bias, dtype, kind, HEAD_TILE)
         return self
+
+    def _int8_keep(self) -> set:
+        """ids of the linear layers ``--dtype int8`` keeps in float32: everything outside the
+        encoder layers (pooler, classification/NER heads, ELECTRA's embedding projection, the
+        masked-LM transform and vocabulary projection) and the layer projections named by
+        :data:`INT8_KEEP`."""
+        inside = set()
+        for layer in self.layers:
+            for name in ("qkv", "out", "ffn_in", "ffn_out"):
+                if name not in INT8_KEEP:
+                    inside.add(id(getattr(layer, name)))
+            if "qkv" not in INT8_KEEP and "_split" in layer.__dict__:
+                inside.update(id(t) for t in layer._split)
+        every = {id(m) for m in self.modules() if isinstance(m, nn.Linear)}
+        if "_dec" in self.__dict__:
+            every.add(id(self._dec))
+        every.update(id(t) for layer in self.layers if "_split" in layer.__dict__ for t in layer._split)
+        return every - inside
 
     def positions(self, input_ids):
         if self.family == "roberta":

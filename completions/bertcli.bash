@@ -37,7 +37,7 @@ _bertcli() {
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
-                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field) return ;;
@@ -55,7 +55,7 @@ _bertcli() {
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
-                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
@@ -79,7 +79,7 @@ _bertcli() {
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
-                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
@@ -103,7 +103,7 @@ _bertcli() {
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
-                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
@@ -125,7 +125,7 @@ _bertcli() {
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
-                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field) return ;;
@@ -307,7 +307,7 @@ _bertcli() {
                 --data) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --task) COMPREPLY=($(compgen -W "classify ner mlm" -- "$cur")); return ;;
                 --device) return ;;
-                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
                 -b|--batch-size) return ;;
                 --max-length) return ;;
                 --seed) return ;;
@@ -346,7 +346,7 @@ _bertcli() {
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
-                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16" -- "$cur")); return ;;
+                --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;

@@ -56,8 +56,10 @@ def model_options(f):
         click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
                      callback=check_device, help="Where to run; auto picks CUDA, then MPS, then CPU."),
         click.option("--dtype", default="auto", show_default=True,
-                     type=click.Choice(["auto", "float32", "float16", "bfloat16"], case_sensitive=False),
-                     help="Compute precision; auto = float32. float16 is GPU-only."),
+                     type=click.Choice(["auto", "float32", "float16", "bfloat16", "int8"], case_sensitive=False),
+                     help="Compute precision; auto = float32. float16 is GPU-only. int8 (CPU only): int8 "
+                          "weights and activations in the encoder's matrix products, about 2-3x faster than "
+                          "float32 at a small cost in agreement (README: Speed)."),
     )(f)
 
 

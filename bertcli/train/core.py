@@ -760,6 +760,8 @@ def _fit(job: _Job, opts: TrainOptions, progress: ProgressFn | None) -> TrainRes
     from ..device import resolve
 
     dev, dt = resolve(opts.device, opts.dtype)
+    if dt == torch.int8:
+        raise TrainError("--dtype int8 is for inference only", "train in float32 or bfloat16")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     has_eval = bool(job.eval_features)
     if opts.patience and not has_eval:
