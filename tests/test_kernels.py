@@ -197,3 +197,24 @@ def test_classify_bit_identical_whatever_the_batch(dtype):
         together = net(ids, mask)
         for i, n in enumerate(lengths):
             assert torch.equal(net(ids[i:i + 1, :n], mask[i:i + 1, :n])[0], together[i]), i
+
+
+@needs_onednn
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, "int8"])
+def test_one_call_on_all_rows_gives_the_bits_of_the_tiles(dtype, monkeypatch):
+    """native.whole_calls: where the check passes (it does on this machine's oneDNN), a layer
+    runs in one call on all rows; the encoder's output is then bit-identical to the
+    tile-by-tile run (BERTCLI_TILED=1), for sequences crossing several 128-row tiles."""
+    if dtype == "int8":
+        if not native.int8_available():
+            pytest.skip("no oneDNN int8 linear")
+        dtype = native.INT8
+    hf = _hf_model("bert", "ner", seed=3)
+    ids, mask = _batch("bert", [9, 200, 3, 140, 77, 300, 64], seed=4)
+    whole = _native(hf, "ner", dtype)
+    assert all(m.packed.whole for m in whole.modules() if m.__dict__.get("packed") is not None)
+    monkeypatch.setenv("BERTCLI_TILED", "1")
+    tiled = _native(hf, "ner", dtype)
+    assert not any(m.packed.whole for m in tiled.modules() if m.__dict__.get("packed") is not None)
+    with torch.inference_mode():
+        assert torch.equal(whole(ids, mask), tiled(ids, mask))
