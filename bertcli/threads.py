@@ -18,8 +18,9 @@ products and attention give the same bits at 1 and 2 threads, tests/test_threads
 Usable CPUs: ``os.sched_getaffinity`` (taskset, cpusets), capped by a cgroup CPU quota
 (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``/``cpu.cfs_period_us``) on the way up from the
 process's own cgroup. ``BERTCLI_THREADS``: ``auto`` (the default), ``off`` (torch's own
-default, never changed: bertcli before issue #18), or a number of threads; a user-set
-``OMP_NUM_THREADS`` also turns the adaptation off.
+default, never changed: bertcli before issue #18), or a number of threads (the CLI's
+``--threads`` takes the same values); a user-set ``OMP_NUM_THREADS`` also turns the adaptation
+off.
 """
 
 from __future__ import annotations
@@ -148,8 +149,10 @@ class ThreadGovernor:
     ``OMP_NUM_THREADS``; ``BERTCLI_THREADS=N`` fixes N threads.
     """
 
-    def __init__(self, interval: float = INTERVAL_S):
-        setting = os.environ.get("BERTCLI_THREADS", "auto").strip().lower()
+    def __init__(self, interval: float = INTERVAL_S, setting: str | None = None):
+        """``setting``: ``auto``, ``off`` or a number of threads (``--threads``); None reads
+        ``BERTCLI_THREADS`` (default auto)."""
+        setting = (os.environ.get("BERTCLI_THREADS", "auto") if setting is None else str(setting)).strip().lower()
         self.fixed = int(setting) if setting.isdigit() and int(setting) > 0 else None
         self.enabled = self.fixed is not None or (setting in ("", "auto") and not os.environ.get("OMP_NUM_THREADS"))
         self.interval = interval

@@ -38,6 +38,7 @@ _bertcli() {
                 --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
+                --threads) return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field) return ;;
@@ -49,13 +50,14 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --targets --whole-words --joint --mask-token --explain --explain-label --ig-steps -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --targets --whole-words --joint --mask-token --explain --explain-label --ig-steps -m --model --revision --device --dtype --threads -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "nsp")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
+                --threads) return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
@@ -68,7 +70,7 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --revision --device --dtype --threads -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "classify")
             case "$prev" in
                 -k|--top-k) return ;;
@@ -80,6 +82,7 @@ _bertcli() {
                 --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
+                --threads) return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
@@ -92,7 +95,7 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels --explain --explain-label --ig-steps -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels --explain --explain-label --ig-steps -m --model --revision --device --dtype --threads -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "sentiment")
             case "$prev" in
                 -k|--top-k) return ;;
@@ -104,6 +107,7 @@ _bertcli() {
                 --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
+                --threads) return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
@@ -116,7 +120,7 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels --explain --explain-label --ig-steps -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-k --top-k --text-pair --pairs --labels --explain --explain-label --ig-steps -m --model --revision --device --dtype --threads -i --input --input-format --field-a --field --field-b -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "ner")
             case "$prev" in
                 -a|--aggregation) COMPREPLY=($(compgen -W "none simple first average max" -- "$cur")); return ;;
@@ -126,6 +130,7 @@ _bertcli() {
                 --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
+                --threads) return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field) return ;;
@@ -137,7 +142,7 @@ _bertcli() {
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --resume) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "-a --aggregation --stride --explain --ig-steps -m --model --revision --device --dtype -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-a --aggregation --stride --explain --ig-steps -m --model --revision --device --dtype --threads -i --input --input-format --field -b --batch-size --max-tokens -f --format --on-error --precision -o --output --resume -q --quiet --help" -- "$cur")) ;;
         "train")
             case "$prev" in
             esac
@@ -347,6 +352,7 @@ _bertcli() {
                 --revision) return ;;
                 --device) return ;;
                 --dtype) COMPREPLY=($(compgen -W "auto float32 float16 bfloat16 int8" -- "$cur")); return ;;
+                --threads) return ;;
                 -i|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --input-format) COMPREPLY=($(compgen -W "auto text jsonl json csv tsv" -- "$cur")); return ;;
                 --field-a|--field) return ;;
@@ -356,7 +362,7 @@ _bertcli() {
                 --precision) return ;;
                 -o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "--layer --head --rollout --tokens --html --png --pairs -m --model --revision --device --dtype -i --input --input-format --field-a --field --field-b -f --format --on-error --precision -o --output -q --quiet --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "--layer --head --rollout --tokens --html --png --pairs -m --model --revision --device --dtype --threads -i --input --input-format --field-a --field --field-b -f --format --on-error --precision -o --output -q --quiet --help" -- "$cur")) ;;
     esac
 }
 complete -o default -F _bertcli bertcli

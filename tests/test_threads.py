@@ -113,3 +113,42 @@ def test_results_do_not_depend_on_the_thread_count(cls_dir, ner_dir, mlm_dir):
     finally:
         torch.set_num_threads(before)
     assert runs[1] == runs[2]
+
+
+@pytest.mark.parametrize("option, want", [("1", [1]), ("2", [2])])
+def test_threads_option_fixes_the_count_for_the_run(cls_dir, monkeypatch, option, want):
+    """``--threads N``: torch computes with exactly N threads during the run (set once after
+    the model loads), and the count torch had is put back afterwards; the output is the same
+    as with auto."""
+    from click.testing import CliRunner
+
+    from bertcli.cli.main import cli
+
+    monkeypatch.setenv("BERTCLI_FASTPATH", "0")
+    before = torch.get_num_threads()
+    seen = []
+    real = torch.set_num_threads
+
+    def spy(n):
+        seen.append(n)
+        real(n)
+    monkeypatch.setattr(torch, "set_num_threads", spy)
+    args = ["classify", "-m", str(cls_dir), "-f", "jsonl", "-q", "a b c", "d e"]
+    res = CliRunner().invoke(cli, [*args, "--threads", option])
+    assert res.exit_code == 0, res.output
+    if before != want[0]:
+        assert seen[0] == want[0] and seen[-1] == before  # set for the run, then restored
+    else:
+        assert seen == []  # nothing to change
+    assert torch.get_num_threads() == before
+    auto = CliRunner().invoke(cli, args)
+    assert auto.stdout == res.stdout
+
+
+def test_threads_option_is_checked():
+    from click.testing import CliRunner
+
+    from bertcli.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["classify", "--threads", "0", "x"])
+    assert res.exit_code == 2 and "not a thread count" in res.stderr

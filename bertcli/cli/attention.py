@@ -249,8 +249,12 @@ def attention_cmd(texts, layer, head, rollout, window, html, png, read_pairs, **
             raise InputError(f"cannot write '{f}': folder '{os.path.dirname(os.path.abspath(f))}' does not exist")
     if html and png and os.path.abspath(html) == os.path.abspath(png):
         raise UsageError("--html and --png name the same file")
+    from ..threads import ThreadGovernor
+
+    governor = ThreadGovernor(setting=params.get("threads"))
     lm = task.load(params.get("model"), params.get("device", "auto"), params.get("dtype", "auto"),
                    params.get("revision"))
+    governor.update(force=True)
     files = bool(html or png)
     if files:
         first = _single_record(records, source)

@@ -20,6 +20,14 @@ def check_device(ctx, param, value):
     raise click.BadParameter(f"'{value}' is not a device: use auto, cpu, cuda, cuda:N or mps")
 
 
+def check_threads(ctx, param, value):
+    """Click callback: ``--threads`` is ``auto``, ``off`` or a positive number of threads."""
+    v = (value or "auto").strip().lower()
+    if v in ("auto", "off") or (v.isdigit() and int(v) > 0):
+        return v
+    raise click.BadParameter(f"'{value}' is not a thread count: use auto or a number >= 1")
+
+
 def name_list(value: str | None, option: str) -> list[str] | None:
     """``"a,b"`` -> ``["a", "b"]`` for options that name labels (None when not given).
 
@@ -60,6 +68,11 @@ def model_options(f):
                      help="Compute precision; auto = float32. float16 is GPU-only. int8 (CPU only): int8 "
                           "weights and activations in the encoder's matrix products, about 2-3x faster than "
                           "float32 at a small cost in agreement (README: Speed)."),
+        click.option("--threads", default="auto", show_default=True, metavar="auto|N", envvar="BERTCLI_THREADS",
+                     show_envvar=True, callback=check_threads,
+                     help="CPU threads for the model. auto: the CPUs this process may use (affinity, cgroup "
+                          "quota), less those other processes keep busy, re-checked as the run goes on; N: "
+                          "exactly N. Results are the same at any count."),
     )(f)
 
 

@@ -73,7 +73,7 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
 
     # torch's threads follow the CPUs other processes leave free; the import and model load
     # below are its first measured interval (issue #18)
-    governor = ThreadGovernor()
+    governor = ThreadGovernor(setting=params.get("threads"))
     try:
         # a small input runs on the numpy encoder, without importing torch (issue #18)
         from ..fastpath.switch import small_run
