@@ -41,7 +41,7 @@ def test_int8_linear_is_the_exact_product_of_the_quantized_operands():
         lin.weight.copy_(torch.randn(40, 96, generator=g) * 0.1)
     lin.packed = native.Packed(lin.weight, lin.bias, native.INT8, "int8", native.TILE)
     got = native.tiled_linear(x[:200], lin)  # 200 rows: one partly filled tile
-    xq, s = native.quantize_rows(x[:200])
+    xq, s = native.quantize_rows(x[:200].clone())
     assert xq.dtype == torch.uint8 and int(xq.min()) >= 1 and int(xq.max()) <= 255
     ws = lin.weight.abs().amax(1) / 127
     wq = torch.round(lin.weight / ws[:, None]).clamp(-127, 127)
