@@ -110,11 +110,17 @@ def run_sorted(items: Sequence[T], lengths: Sequence[int], run: Callable[[list[T
 
 
 def _run_splitting(items, idx: list[int], run):
+    oom = False
     try:
         res = run([items[i] for i in idx])
     except (RuntimeError, MemoryError) as e:
         if len(idx) == 1 or not is_out_of_memory(e):
             raise
+        oom = True
+    if oom:
+        # split outside the except block: inside it, the exception's traceback keeps the
+        # failed batch's frames and their tensors alive, so on CUDA the halves would start
+        # with the failed attempt's activations still allocated
         _free_cache()
         half = len(idx) // 2
         yield from _run_splitting(items, idx[:half], run)

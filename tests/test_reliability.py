@@ -67,3 +67,27 @@ def test_missing_devices_suggest_cpu():
         resolve("tpu")
     dev, dt = resolve("auto", "bf16")
     assert (dev.type, dt) == ("cpu", torch.bfloat16)
+
+
+def test_the_failed_batch_is_freed_before_the_halves_run():
+    """The retry runs after the except block: the failed attempt's frames (and on CUDA its
+    activations) are gone when the halves start (a weak reference to a tensor the failed
+    call allocated is dead at the first retry)."""
+    import gc
+    import weakref
+
+    import torch
+
+    refs = []
+
+    def run(batch):
+        if refs:
+            gc.collect()  # only reference cycles; a live traceback would still hold it
+            assert refs[0]() is None, "the failed batch's tensor is still alive at the retry"
+        act = torch.ones(len(batch), 1000)
+        if len(batch) > 2:
+            refs.append(weakref.ref(act))
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return list(batch)
+
+    assert run_sorted(list(range(4)), [1, 2, 3, 4], run, batch_size=4, max_tokens=None) == [0, 1, 2, 3]
