@@ -162,7 +162,7 @@ class Packed:
     """
 
     def __init__(self, weight, bias, dtype, kind: str, tile: int):
-        self.dtype, self.kind, self.out_features = dtype, kind, weight.shape[0]
+        self.dtype, self.kind, self.out_features, self.tile = dtype, kind, weight.shape[0], tile
         if kind == "int8":
             w = weight.detach().float()
             self.w_scale = (w.abs().amax(1) / 127.0).clamp_min_(1e-12).contiguous()
@@ -171,59 +171,73 @@ class Packed:
             self.w_zp = torch.zeros(w.shape[0], dtype=torch.int64)
             self.dtype = torch.float32  # what goes in (before quantizing) and comes out
             self.bias = None if bias is None else bias.detach().float().contiguous()
-            self.whole = whole_calls(self, w.shape[1], tile)
+            self.chunk = chunk_rows(self, w.shape[1], tile)
             return
         w = weight.detach().to(dtype).contiguous()
         self.weight = torch.ops.mkldnn._reorder_linear_weight(w, tile) if kind == "onednn" else w
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
-        #: one call on all rows (checked to give the tiles' bits, :func:`whole_calls`)
-        self.whole = kind == "onednn" and whole_calls(self, w.shape[1], tile)
+        #: rows per oneDNN call (checked to give the tiles' bits, :func:`chunk_rows`)
+        self.chunk = chunk_rows(self, w.shape[1], tile) if kind == "onednn" else tile
 
 
-#: (kind, dtype, K, N, tile) -> whether one oneDNN call on ``M`` rows (M a multiple of the
-#: tile) gives every row the same bits as ``M / tile`` calls on tiles: see :func:`whole_calls`
-_WHOLE: dict = {}
+#: (kind, dtype, K, N, tile, no bias) -> the rows one oneDNN call may take (a multiple of the
+#: tile) and still give every row the bits of tile-by-tile calls: see :func:`chunk_rows`
+_CHUNK: dict = {}
+#: the most tiles :func:`chunk_rows` checks for one call
+MAX_CHUNK_TILES = 8
 
 
-def whole_calls(pk: "Packed", k: int, tile: int) -> bool:
-    """True when the packed layer may run on all rows in one call instead of tile by tile.
+def chunk_rows(pk: "Packed", k: int, tile: int) -> int:
+    """How many rows (a multiple of ``tile``) one call of the packed layer may take.
 
     Batch invariance needs a row's result to be independent of how many rows share the call.
-    oneDNN's brgemm kernels (fp32, bf16/AMX, int8/AMX) block the reduction over K the same
-    way whatever M is, so a single call on ``M = n * tile`` rows gives the bits of n tile
-    calls, 15-20 % faster in fp32 and 1.5-2x in bf16 at 1 thread (no per-call overhead, no
-    concatenation). That is a property of the library build and CPU, not a promise, so it
-    is checked here once per (kind, dtype, K, N, tile), on 8 tiles of seeded inputs, for the
-    plain call and the fused residual add; where any bit differs, the layer keeps tiles.
-    ``BERTCLI_TILED=1`` forces tiles everywhere.
+    oneDNN's brgemm kernels mostly block the reduction over K the same way whatever M is, so
+    one call on ``m * tile`` rows often gives the bits of m tile calls, and runs 15-20 %
+    faster in fp32 and 1.5-2x in bf16 at 1 thread (less per-call overhead, no
+    concatenation); but not always (bf16 with K = 1536 on this machine's oneDNN differs from
+    3 tiles on). That is a property of the library build and CPU, so it is checked here,
+    once per (kind, dtype, K, N, tile): on seeded inputs, calls of m = 2, 3, ... tiles
+    against m tile calls, for the plain call and the fused residual add, up to
+    :data:`MAX_CHUNK_TILES` tiles. The result is the largest power of two C such that every
+    m <= C passed; :func:`tiled_linear` then calls on chunks of C tiles (the last one
+    shorter, also checked). ``BERTCLI_TILED=1`` keeps single tiles everywhere.
     """
     import os
 
     if os.environ.get("BERTCLI_TILED", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
+        return tile
     key = (pk.kind, pk.dtype, k, pk.out_features, tile, pk.bias is None)
-    ok = _WHOLE.get(key)
-    if ok is None:
-        g = torch.Generator().manual_seed(7)
-        rows = 8 * tile
-        if pk.kind == "int8":
-            xq = torch.randint(1, 256, (rows, k), generator=g, dtype=torch.int16).to(torch.uint8)
-            op = torch.ops.onednn.qlinear_pointwise.default
-
-            def call(t):
-                return op(t, 1.0, 128, pk.weight, pk.w_scale, pk.w_zp, None, 1.0, 0, torch.float32, "none", [None], "")
-            ok = torch.equal(call(xq), torch.cat([call(t) for t in xq.split(tile)]))
-        else:
-            x = torch.randn((rows, k), generator=g).to(pk.dtype)
-            a = torch.randn((rows, pk.out_features), generator=g).to(pk.dtype)
-            op = torch.ops.mkldnn._linear_pointwise
-            ok = torch.equal(op(x, pk.weight, pk.bias, "none", [], ""),
-                             torch.cat([op(t, pk.weight, pk.bias, "none", [], "") for t in x.split(tile)])) and \
-                torch.equal(op.binary(x, a, pk.weight, pk.bias, "add"),
-                            torch.cat([op.binary(t, u, pk.weight, pk.bias, "add") for t, u in zip(x.split(tile),
-                                                                                                   a.split(tile))]))
-        _WHOLE[key] = ok
-    return ok
+    got = _CHUNK.get(key)
+    if got is not None:
+        return got
+    g = torch.Generator().manual_seed(7)
+    rows = MAX_CHUNK_TILES * tile
+    if pk.kind == "int8":
+        x = torch.randint(1, 256, (rows, k), generator=g, dtype=torch.int16).to(torch.uint8)
+        op = torch.ops.onednn.qlinear_pointwise.default
+        calls = [lambda t: op(t, 1.0, 128, pk.weight, pk.w_scale, pk.w_zp, None, 1.0, 0, torch.float32, "none",
+                              [None], "")]
+        args = [x]
+    else:
+        x = torch.randn((rows, k), generator=g).to(pk.dtype)
+        a = torch.randn((rows, pk.out_features), generator=g).to(pk.dtype)
+        op = torch.ops.mkldnn._linear_pointwise
+        calls = [lambda t: op(t, pk.weight, pk.bias, "none", [], ""),
+                 lambda t, u: op.binary(t, u, pk.weight, pk.bias, "add")]
+        args = [x, a]
+    refs = [torch.cat([f(*parts) for parts in zip(*(v.split(tile) for v in args[:n]))])
+            for f, n in zip(calls, (1, 2))]
+    ok_tiles = 1
+    for m in range(2, MAX_CHUNK_TILES + 1):
+        r = m * tile
+        if not all(torch.equal(f(*(v[:r] for v in args[:n])), ref[:r]) for f, n, ref in zip(calls, (1, 2), refs)):
+            break
+        ok_tiles = m
+    chunk = 1
+    while chunk * 2 <= ok_tiles:
+        chunk *= 2
+    _CHUNK[key] = chunk * tile
+    return chunk * tile
 
 
 def _int8_linear(x, pk, tile: int):
@@ -233,7 +247,7 @@ def _int8_linear(x, pk, tile: int):
     plus the bias in float32. Returns ``(T, N)`` float32."""
     xq, s = quantize_rows(x)
     op = torch.ops.onednn.qlinear_pointwise.default
-    parts = [xq] if pk.whole else xq.split(tile)
+    parts = xq.split(pk.chunk if tile == pk.tile else tile)
     out = [op(t, 1.0, 128, pk.weight, pk.w_scale, pk.w_zp, None, 1.0, 0, torch.float32, "none", [None], "")
            for t in parts]
     out = out[0] if len(out) == 1 else torch.cat(out)
@@ -245,8 +259,8 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
 
     Every GEMM call has the same shape whatever T is, so a row's result does not depend
     on T (BLAS libraries pick kernels and blockings by shape). A :class:`Packed` layer whose
-    kernel was checked to give every row the same bits in one call on all the tiles
-    (``pk.whole``, :func:`whole_calls`) gets that one call instead. ``lin`` is an ``nn.Linear``
+    kernel was checked to give every row the same bits in one call on several tiles
+    (``pk.chunk`` rows, :func:`chunk_rows`) is called on chunks of that many rows instead. ``lin`` is an ``nn.Linear``
     (or anything with ``weight``, ``bias``, ``out_features``); when :meth:`NativeEncoder.prepare`
     gave it a :class:`Packed` (``lin.packed``), that runs instead, with ``act`` (a
     ``hidden_act`` name of :data:`_ACTS`) and ``add`` (a ``(T, N)`` tensor) fused into the
@@ -273,15 +287,13 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
         if add is not None and add.dtype == pk.dtype and act is None:
             if pad:
                 add = torch.cat([add, add.new_zeros((pad, add.shape[1]))])
-            if pk.whole:
-                out = op.binary(x, add, pk.weight, pk.bias, "add")
-            else:
-                out = torch.cat([op.binary(t, a, pk.weight, pk.bias, "add") for t, a in zip(x.split(tile),
-                                                                                            add.split(tile))])
+            c = pk.chunk if tile == pk.tile else tile
+            out = [op.binary(t, a, pk.weight, pk.bias, "add") for t, a in zip(x.split(c), add.split(c))]
+            out = out[0] if len(out) == 1 else torch.cat(out)
             return out[:T] if pad else out
         name, algo = ("none", "") if act is None else _ACTS[act][1:]
-        out = op(x, pk.weight, pk.bias, name, [], algo) if pk.whole else \
-            torch.cat([op(t, pk.weight, pk.bias, name, [], algo) for t in x.split(tile)])
+        out = [op(t, pk.weight, pk.bias, name, [], algo) for t in x.split(pk.chunk if tile == pk.tile else tile)]
+        out = out[0] if len(out) == 1 else torch.cat(out)
     else:
         w, b = (pk.weight, pk.bias) if pk is not None else (lin.weight, lin.bias)
         out = torch.cat([F.linear(t, w, b) for t in x.split(tile)])

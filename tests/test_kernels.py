@@ -201,20 +201,47 @@ def test_classify_bit_identical_whatever_the_batch(dtype):
 
 @needs_onednn
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, "int8"])
-def test_one_call_on_all_rows_gives_the_bits_of_the_tiles(dtype, monkeypatch):
-    """native.whole_calls: where the check passes (it does on this machine's oneDNN), a layer
-    runs in one call on all rows; the encoder's output is then bit-identical to the
-    tile-by-tile run (BERTCLI_TILED=1), for sequences crossing several 128-row tiles."""
+def test_calls_on_several_tiles_give_the_bits_of_the_tiles(dtype, monkeypatch):
+    """native.chunk_rows: where the check passes, a layer runs in calls of several 128-row
+    tiles; the encoder's output is then bit-identical to the tile-by-tile run
+    (BERTCLI_TILED=1), for sequences crossing several tiles (2,000+ rows: more than one
+    chunk of 8 tiles)."""
     if dtype == "int8":
         if not native.int8_available():
             pytest.skip("no oneDNN int8 linear")
         dtype = native.INT8
     hf = _hf_model("bert", "ner", seed=3)
-    ids, mask = _batch("bert", [9, 200, 3, 140, 77, 300, 64], seed=4)
-    whole = _native(hf, "ner", dtype)
-    assert all(m.packed.whole for m in whole.modules() if m.__dict__.get("packed") is not None)
+    ids, mask = _batch("bert", [9, 200, 3, 140, 77, 300, 64, 310, 290, 305, 299, 280], seed=4)
+    chunked = _native(hf, "ner", dtype)
+    chunks = [m.packed.chunk for m in chunked.modules() if m.__dict__.get("packed") is not None]
+    assert all(c % native.TILE == 0 and c <= native.MAX_CHUNK_TILES * native.TILE for c in chunks)
     monkeypatch.setenv("BERTCLI_TILED", "1")
     tiled = _native(hf, "ner", dtype)
-    assert not any(m.packed.whole for m in tiled.modules() if m.__dict__.get("packed") is not None)
+    assert all(m.packed.chunk == native.TILE for m in tiled.modules() if m.__dict__.get("packed") is not None)
     with torch.inference_mode():
-        assert torch.equal(whole(ids, mask), tiled(ids, mask))
+        assert torch.equal(chunked(ids, mask), tiled(ids, mask))
+
+
+def test_chunk_rows_refuses_a_kernel_whose_rows_depend_on_the_call(monkeypatch):
+    """A stand-in kernel whose result depends on how many rows it gets (as bf16 with K=1536
+    does on this machine from 3 tiles on) keeps the largest power of two of tiles that passed."""
+    pk = native.Packed(torch.randn(16, 32), torch.randn(16), torch.float32, "dense", native.TILE)
+    pk.kind = "onednn"
+    real = torch.ops.mkldnn._linear_pointwise
+
+    class Fake:
+        @staticmethod
+        def __call__(x, w, b, *a):
+            return F.linear(x, w, b) + (1e-3 if x.shape[0] >= 3 * native.TILE else 0.0)
+
+        @staticmethod
+        def binary(x, other, w, b, op):
+            return F.linear(x, w, b) + other
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", Fake())
+    native._CHUNK.clear()
+    try:
+        assert native.chunk_rows(pk, 32, native.TILE) == 2 * native.TILE
+    finally:
+        native._CHUNK.clear()
+        monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", real)
