@@ -44,6 +44,7 @@ FLOPs are spent on padding.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -208,8 +209,14 @@ def chunk_rows(pk: "Packed", k: int, tile: int) -> int:
         return tile
     key = (pk.kind, pk.dtype, k, pk.out_features, tile, pk.bias is None)
     got = _CHUNK.get(key)
-    if got is not None:
-        return got
+    if got is None:
+        got = _CHUNK[key] = _chunk_cache().get(key, lambda: _check_chunk(pk, k, tile))
+    return got
+
+
+def _check_chunk(pk: "Packed", k: int, tile: int) -> int:
+    """The measurement behind :func:`chunk_rows` (its docstring); ~0.05-0.1 s per layer shape
+    in fp32 at one thread, hence the cache on disk (:class:`_ChunkCache`)."""
     g = torch.Generator().manual_seed(7)
     rows = MAX_CHUNK_TILES * tile
     if pk.kind == "int8":
@@ -222,8 +229,9 @@ def chunk_rows(pk: "Packed", k: int, tile: int) -> int:
         x = torch.randn((rows, k), generator=g).to(pk.dtype)
         a = torch.randn((rows, pk.out_features), generator=g).to(pk.dtype)
         op = torch.ops.mkldnn._linear_pointwise
-        calls = [lambda t: op(t, pk.weight, pk.bias, "none", [], ""),
-                 lambda t, u: op.binary(t, u, pk.weight, pk.bias, "add")]
+        calls = [lambda t: op(t, pk.weight, pk.bias, "none", [], "")]
+        if pk.dtype == torch.float32:  # the fused residual add runs only where x and add share the dtype
+            calls.append(lambda t, u: op.binary(t, u, pk.weight, pk.bias, "add"))
         args = [x, a]
     refs = [torch.cat([f(*parts) for parts in zip(*(v.split(tile) for v in args[:n]))])
             for f, n in zip(calls, (1, 2))]
@@ -236,8 +244,66 @@ def chunk_rows(pk: "Packed", k: int, tile: int) -> int:
     chunk = 1
     while chunk * 2 <= ok_tiles:
         chunk *= 2
-    _CHUNK[key] = chunk * tile
     return chunk * tile
+
+
+class _ChunkCache:
+    """:func:`chunk_rows`' results kept across processes in ``$XDG_CACHE_HOME/bertcli/
+    kernels.json`` (else ``~/.cache/bertcli``; ``BERTCLI_CACHE`` names another folder),
+    under a key of everything the result depends on: torch's version and build (oneDNN),
+    the CPU (model name and instruction-set flags from /proc/cpuinfo, or ``platform``
+    elsewhere) and the layer's kind, dtype and shape. A file that cannot be read or written
+    is ignored: the check then runs in each process (results stay right, only slower)."""
+
+    def __init__(self):
+        import hashlib
+        import os
+        import platform
+
+        base = os.environ.get("BERTCLI_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bertcli")
+        self.path = Path(base) / "kernels.json"
+        cpu = platform.processor() or platform.machine()
+        try:
+            info = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+            keep = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags", "Features"))]
+            cpu = "\n".join(dict.fromkeys(keep))  # first CPU's lines (all CPUs repeat them)
+        except OSError:
+            pass
+        build = f"{torch.__version__}|{torch.backends.mkldnn.is_available()}|{torch.__config__.show()}"
+        self.prefix = hashlib.sha256(f"{build}|{cpu}|{MAX_CHUNK_TILES}".encode()).hexdigest()[:16]
+        try:
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(self.data, dict):
+                self.data = {}
+        except (OSError, ValueError):
+            self.data = {}
+
+    def get(self, key: tuple, measure) -> int:
+        name = f"{self.prefix}:" + ":".join(str(v) for v in key)
+        got = self.data.get(name)
+        if isinstance(got, int) and got > 0 and got % key[4] == 0:
+            return got
+        got = measure()
+        self.data[name] = got
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.data, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+        return got
+
+
+_CACHE: _ChunkCache | None = None
+
+
+def _chunk_cache() -> _ChunkCache:
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = _ChunkCache()
+    return _CACHE
 
 
 def _int8_linear(x, pk, tile: int):

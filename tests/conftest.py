@@ -17,6 +17,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # records byte for byte against load_model's path, so they run that path. tests/test_fastpath.py
 # runs the fast path (its env drops this) and bounds the difference.
 os.environ.setdefault("BERTCLI_FASTPATH", "0")
+# bertcli.native keeps its kernel checks (chunk_rows) in a cache folder: a fresh one per run,
+# so that every run measures them and nothing is written into the user's ~/.cache
+if "BERTCLI_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["BERTCLI_CACHE"] = tempfile.mkdtemp(prefix="bertcli-test-cache-")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

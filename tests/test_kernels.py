@@ -8,6 +8,8 @@ bfloat16: the same top-1 results as float32 on a small random model; without one
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -222,7 +224,7 @@ def test_calls_on_several_tiles_give_the_bits_of_the_tiles(dtype, monkeypatch):
         assert torch.equal(chunked(ids, mask), tiled(ids, mask))
 
 
-def test_chunk_rows_refuses_a_kernel_whose_rows_depend_on_the_call(monkeypatch):
+def test_chunk_rows_refuses_a_kernel_whose_rows_depend_on_the_call(monkeypatch, tmp_path):
     """A stand-in kernel whose result depends on how many rows it gets (as bf16 with K=1536
     does on this machine from 3 tiles on) keeps the largest power of two of tiles that passed."""
     pk = native.Packed(torch.randn(16, 32), torch.randn(16), torch.float32, "dense", native.TILE)
@@ -239,8 +241,17 @@ def test_chunk_rows_refuses_a_kernel_whose_rows_depend_on_the_call(monkeypatch):
             return F.linear(x, w, b) + other
 
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", Fake())
+    monkeypatch.setenv("BERTCLI_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_CACHE", None)
     native._CHUNK.clear()
     try:
+        assert native.chunk_rows(pk, 32, native.TILE) == 2 * native.TILE
+        # kept on disk for the next process, under a key naming the kind, dtype and shape
+        saved = json.loads((tmp_path / "kernels.json").read_text())
+        assert [v for k, v in saved.items() if k.endswith(":onednn:torch.float32:32:16:128:False")] == [256]
+        native._CHUNK.clear()
+        monkeypatch.setattr(native, "_CACHE", None)
+        monkeypatch.setattr(native, "_check_chunk", lambda *a: pytest.fail("measured again despite the cache"))
         assert native.chunk_rows(pk, 32, native.TILE) == 2 * native.TILE
     finally:
         native._CHUNK.clear()
