@@ -153,12 +153,14 @@ def split_tag(label: str, bioes: bool = False) -> tuple[str, str]:
     return "I", label
 
 
-def group_entities(items: Sequence[dict], bioes: bool = False) -> list[dict]:
+def group_entities(items: Sequence[dict], bioes: bool = False, skip: Iterable[str] = ()) -> list[dict]:
     """Group adjacent token or word predictions into entities.
 
     Args:
         items: dicts with ``entity`` (label), ``score``, ``start``, ``end``, in text order.
         bioes: read E-/S- prefixes (see :func:`is_bioes`).
+        skip: entity groups to leave out of the result (``O`` runs, usually); they still
+            end the groups around them.
 
     Returns:
         dicts with ``entity_group`` (the tag type), ``score`` (mean of the members'
@@ -169,20 +171,26 @@ def group_entities(items: Sequence[dict], bioes: bool = False) -> list[dict]:
     or ``E`` and the group is not closed (its last item is not ``E``/``S``). For tag sets
     without E-/S- this is the pipeline's rule: same type and not ``B``.
     """
+    skip = set(skip)
+    tags: dict[str, tuple[str, str]] = {}  # label -> split_tag(label): a few labels, many tokens
     groups: list[dict] = []
     cur: list[dict] = []
     cur_type = None
     closed = False
     for it in items:
-        prefix, typ = split_tag(it["entity"], bioes)
+        label = it["entity"]
+        tag = tags.get(label)
+        if tag is None:
+            tag = tags[label] = split_tag(label, bioes)
+        prefix, typ = tag
         if cur and typ == cur_type and prefix in ("I", "E") and not closed:
             cur.append(it)
         else:
-            if cur:
+            if cur and cur_type not in skip:
                 groups.append(_close_group(cur, cur_type))
             cur, cur_type = [it], typ
         closed = prefix in ("E", "S")
-    if cur:
+    if cur and cur_type not in skip:
         groups.append(_close_group(cur, cur_type))
     return groups
 
@@ -261,11 +269,14 @@ def decode_entities(text: str, tokens: Sequence[Token], labels: Sequence[str], a
     ignore = set(ignore_labels)
     bioes = is_bioes(labels)
     if aggregation in ("none", "simple"):
-        items = []
-        for t in tokens:
-            k = int(t.scores.argmax())
-            items.append({"entity": labels[k], "score": float(t.scores[k]), "index": t.index,
-                          "start": t.start, "end": t.end})
+        # argmax and its score for all tokens in one numpy call (the same values as per token)
+        ks, top = [], []
+        if tokens:
+            scores = np.stack([t.scores for t in tokens])
+            best = scores.argmax(axis=1)
+            ks, top = best.tolist(), scores[np.arange(len(tokens)), best].tolist()
+        items = [{"entity": labels[k], "score": sc, "index": t.index, "start": t.start, "end": t.end}
+                 for t, k, sc in zip(tokens, ks, top)]
     elif aggregation in WORD_AGGREGATIONS:
         items = aggregate_words(tokens, labels, aggregation)
     else:
@@ -274,7 +285,7 @@ def decode_entities(text: str, tokens: Sequence[Token], labels: Sequence[str], a
         kept = [{"entity": it["entity"], "score": it["score"], "index": it["index"],
                  "start": it["start"], "end": it["end"]} for it in items if it["entity"] not in ignore]
     else:
-        kept = [g for g in group_entities(items, bioes) if g["entity_group"] not in ignore]
+        kept = group_entities(items, bioes, skip=ignore)
     return _with_words(text, kept)
 
 
