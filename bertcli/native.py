@@ -63,6 +63,10 @@ TILE = 128
 #: padding as text by the (vocab, H) decoder. Smaller tiles cost more per row (the decoder
 #: weight is streamed once per tile): measured per row at M=32/64/128, 1.14/1.02/1.
 HEAD_TILE = 64
+#: rows per block of the feed-forward sub-layer (a multiple of :data:`TILE`): its (rows, I)
+#: intermediate activations stay in cache between the two products; 3-6 % faster than the
+#: whole batch at once on 2,000 real lines (ner, fp32 and bf16, 1 thread)
+FFN_ROWS = 4 * TILE
 #: tasks whose head reads a few rows (first token, [MASK] rows): their last layer runs
 #: after attention on those rows only (:meth:`Layer.forward_rows`).
 ROW_TASKS = ("classify", "nsp", "fill-mask")
@@ -440,7 +444,16 @@ class Layer(nn.Module):
             a[start:end].view(count, n, self.heads, d).copy_(o.transpose(1, 2))
         a[end:].zero_()
         x = self.ln1(tiled_linear(a, self.out, add=x))
-        return self.ln2(tiled_linear(tiled_linear(x, self.ffn_in, act=self.act), self.ffn_out, add=x))
+        if x.shape[0] <= FFN_ROWS:
+            return self.ln2(tiled_linear(tiled_linear(x, self.ffn_in, act=self.act), self.ffn_out, add=x))
+        # the feed-forward block by row blocks: each block's (FFN_ROWS, I) activations stay in
+        # cache between the two products (rows are independent: the same bits)
+        out = torch.empty_like(x)
+        for r in range(0, x.shape[0], FFN_ROWS):
+            xs = x[r:r + FFN_ROWS]
+            out[r:r + FFN_ROWS] = self.ln2(tiled_linear(tiled_linear(xs, self.ffn_in, act=self.act), self.ffn_out,
+                                                        add=xs))
+        return out
 
     def split_qkv(self):
         """``(q, kv)``: the query rows and the key/value rows of the fused projection, as
