@@ -98,8 +98,6 @@ def onednn_available(dtype=torch.float32) -> bool:
     """True when this torch build has oneDNN's linear op with pre-packed weights for ``dtype``
     on CPU (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``: the ops
     torch inductor's CPU freezing pass uses). ``BERTCLI_ONEDNN=0`` turns them off."""
-    import os
-
     if os.environ.get("BERTCLI_ONEDNN", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     try:
@@ -128,9 +126,9 @@ def int8_available() -> bool:
     return True
 
 
-#: layer projections that ``--dtype int8`` keeps in float32, as measured (benchmarks/RESULTS.md,
-#: issue #17): ``qkv``, ``out``, ``ffn_in``, ``ffn_out`` (in every layer), ``"3.ffn_out"`` (in
-#: layer 3 only) or ``"3"`` (all of layer 3); negative layer numbers count from the last
+#: layer projections (of ``qkv``, ``out``, ``ffn_in``, ``ffn_out``) that ``--dtype int8``
+#: keeps in float32; none: keeping some gained at most 0.6 points of agreement (benchmarks/
+#: RESULTS.md, issue #17)
 INT8_KEEP: tuple = ()
 #: the marker dtype of ``--dtype int8``: int8 weights (per output channel), int8 activations
 #: (per row), float32 everything else (see :class:`Packed` and :func:`quantize_rows`)
@@ -208,8 +206,6 @@ def chunk_rows(pk: "Packed", k: int, tile: int) -> int:
     m <= C passed; :func:`tiled_linear` then calls on chunks of C tiles (the last one
     shorter, also checked). ``BERTCLI_TILED=1`` keeps single tiles everywhere.
     """
-    import os
-
     if os.environ.get("BERTCLI_TILED", "").strip().lower() in ("1", "true", "yes", "on"):
         return tile
     key = (pk.kind, pk.dtype, k, pk.out_features, tile, pk.bias is None)
@@ -226,9 +222,7 @@ def _check_chunk(pk: "Packed", k: int, tile: int) -> int:
     rows = MAX_CHUNK_TILES * tile
     if pk.kind == "int8":
         x = torch.randint(1, 256, (rows, k), generator=g, dtype=torch.int16).to(torch.uint8)
-        op = torch.ops.onednn.qlinear_pointwise.default
-        calls = [lambda t: op(t, 1.0, 128, pk.weight, pk.w_scale, pk.w_zp, None, 1.0, 0, torch.float32, "none",
-                              [None], "")]
+        calls = [lambda t: _qlinear(t, pk)]
         args = [x]
     else:
         x = torch.randn((rows, k), generator=g).to(pk.dtype)
@@ -262,7 +256,6 @@ class _ChunkCache:
 
     def __init__(self):
         import hashlib
-        import os
         import platform
 
         base = os.environ.get("BERTCLI_CACHE") or os.path.join(
@@ -311,17 +304,30 @@ def _chunk_cache() -> _ChunkCache:
     return _CACHE
 
 
+def _qlinear(xq, pk):
+    """oneDNN's u8 x s8 product of an int8 :class:`Packed` on ``xq`` ``(M, K)`` uint8 (zero point
+    128, scale 1): ``(M, N)`` float32, scaled by the weight's per-channel scales, no bias."""
+    op = torch.ops.onednn.qlinear_pointwise.default
+    return op(xq, 1.0, 128, pk.weight, pk.w_scale, pk.w_zp, None, 1.0, 0, torch.float32, "none", [None], "")
+
+
+def _rows_per_call(pk, tile: int) -> int:
+    """Rows per oneDNN call: the checked chunk (:func:`chunk_rows`) for the tile the layer was
+    packed for, else single tiles."""
+    return pk.chunk if tile == pk.tile else tile
+
+
+def _cat(parts: list):
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def _int8_linear(x, pk, tile: int):
     """``x @ W^T + b`` for ``x`` ``(T, K)`` float32 (T a multiple of ``tile``) on an int8
     :class:`Packed`: rows quantized by :func:`quantize_rows`, ``(tile, K)`` u8 x s8 products
     in int32 by oneDNN scaled by the weight's per-channel scales, then by each row's scale,
     plus the bias in float32. Returns ``(T, N)`` float32."""
     xq, s = quantize_rows(x)
-    op = torch.ops.onednn.qlinear_pointwise.default
-    parts = xq.split(pk.chunk if tile == pk.tile else tile)
-    out = [op(t, 1.0, 128, pk.weight, pk.w_scale, pk.w_zp, None, 1.0, 0, torch.float32, "none", [None], "")
-           for t in parts]
-    out = out[0] if len(out) == 1 else torch.cat(out)
+    out = _cat([_qlinear(t, pk) for t in xq.split(_rows_per_call(pk, tile))])
     return out.mul_(s) if pk.bias is None else torch.addcmul(pk.bias, out, s)
 
 
@@ -331,11 +337,11 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
     Every GEMM call has the same shape whatever T is, so a row's result does not depend
     on T (BLAS libraries pick kernels and blockings by shape). A :class:`Packed` layer whose
     kernel was checked to give every row the same bits in one call on several tiles
-    (``pk.chunk`` rows, :func:`chunk_rows`) is called on chunks of that many rows instead. ``lin`` is an ``nn.Linear``
-    (or anything with ``weight``, ``bias``, ``out_features``); when :meth:`NativeEncoder.prepare`
-    gave it a :class:`Packed` (``lin.packed``), that runs instead, with ``act`` (a
-    ``hidden_act`` name of :data:`_ACTS`) and ``add`` (a ``(T, N)`` tensor) fused into the
-    oneDNN call. Returns ``(T, N)`` in the packed dtype (else ``x``'s dtype).
+    (``pk.chunk`` rows, :func:`chunk_rows`) is called on chunks of that many rows instead.
+    ``lin`` is an ``nn.Linear`` (or anything with ``weight``, ``bias``, ``out_features``); when
+    :meth:`NativeEncoder.prepare` gave it a :class:`Packed` (``lin.packed``), that runs instead,
+    with ``act`` (a ``hidden_act`` name of :data:`_ACTS`) and ``add`` (a ``(T, N)`` tensor)
+    fused into the oneDNN call. Returns ``(T, N)`` in the packed dtype (else ``x``'s dtype).
     """
     tile = tile or TILE
     T = x.shape[0]
@@ -358,13 +364,11 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
         if add is not None and add.dtype == pk.dtype and act is None:
             if pad:
                 add = torch.cat([add, add.new_zeros((pad, add.shape[1]))])
-            c = pk.chunk if tile == pk.tile else tile
-            out = [op.binary(t, a, pk.weight, pk.bias, "add") for t, a in zip(x.split(c), add.split(c))]
-            out = out[0] if len(out) == 1 else torch.cat(out)
+            c = _rows_per_call(pk, tile)
+            out = _cat([op.binary(t, a, pk.weight, pk.bias, "add") for t, a in zip(x.split(c), add.split(c))])
             return out[:T] if pad else out
         name, algo = ("none", "") if act is None else _ACTS[act][1:]
-        out = [op(t, pk.weight, pk.bias, name, [], algo) for t in x.split(pk.chunk if tile == pk.tile else tile)]
-        out = out[0] if len(out) == 1 else torch.cat(out)
+        out = _cat([op(t, pk.weight, pk.bias, name, [], algo) for t in x.split(_rows_per_call(pk, tile))])
     else:
         w, b = (pk.weight, pk.bias) if pk is not None else (lin.weight, lin.bias)
         out = torch.cat([F.linear(t, w, b) for t in x.split(tile)])
@@ -619,44 +623,25 @@ class NativeEncoder(nn.Module):
             head_side.append(last._split[0])
         # int8: the encoder layers' projections only; embeddings, LayerNorm, attention
         # (softmax), the pooler and task heads stay float32 (see :data:`INT8_KEEP`)
-        keep = self._int8_keep() if kind == "int8" else set()
-        for m in lins:
-            m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", TILE) if id(m) in keep else \
-                Packed(m.weight, m.bias, dtype, kind, TILE)
-        for m in head_side:
-            m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", HEAD_TILE) if id(m) in keep else \
-                Packed(m.weight, m.bias, dtype, kind, HEAD_TILE)
+        quantized = self._int8_projections() if kind == "int8" else None
+        for mods, tile in ((lins, TILE), (head_side, HEAD_TILE)):
+            for m in mods:
+                fp32 = quantized is not None and id(m) not in quantized
+                m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", tile) if fp32 else \
+                    Packed(m.weight, m.bias, dtype, kind, tile)
         return self
 
-    def _int8_keep(self) -> set:
-        """ids of the linear layers ``--dtype int8`` keeps in float32: everything outside the
-        encoder layers (pooler, classification/NER heads, ELECTRA's embedding projection, the
-        masked-LM transform and vocabulary projection) and the layer projections named by
-        :data:`INT8_KEEP`."""
-        inside = set()
-        n = len(self.layers)
-
-        def kept(i: int, name: str) -> bool:
-            for k in INT8_KEEP:
-                where, _, what = str(k).rpartition(".") if "." in str(k) else (None, "", str(k))
-                if where is None and what.lstrip("-").isdigit():
-                    where, what = what, name  # a whole layer
-                if what != name:
-                    continue
-                if where is None or int(where) % n == i:
-                    return True
-            return False
-        for i, layer in enumerate(self.layers):
-            for name in ("qkv", "out", "ffn_in", "ffn_out"):
-                if not kept(i, name):
-                    inside.add(id(getattr(layer, name)))
-            if not kept(i, "qkv") and "_split" in layer.__dict__:
-                inside.update(id(t) for t in layer._split)
-        every = {id(m) for m in self.modules() if isinstance(m, nn.Linear)}
-        if "_dec" in self.__dict__:
-            every.add(id(self._dec))
-        every.update(id(t) for layer in self.layers if "_split" in layer.__dict__ for t in layer._split)
-        return every - inside
+    def _int8_projections(self) -> set:
+        """ids of the linear layers ``--dtype int8`` quantizes: the encoder layers' projections
+        (with the last layer's query/key-value split of the row tasks) not named by
+        :data:`INT8_KEEP`. Everything else (pooler, heads, ELECTRA's embedding projection,
+        the masked-LM transform and vocabulary projection) stays float32."""
+        out = set()
+        for layer in self.layers:
+            out.update(id(getattr(layer, n)) for n in ("qkv", "out", "ffn_in", "ffn_out") if n not in INT8_KEEP)
+            if "qkv" not in INT8_KEEP and "_split" in layer.__dict__:
+                out.update(id(t) for t in layer._split)
+        return out
 
     def positions(self, input_ids):
         if self.family == "roberta":
