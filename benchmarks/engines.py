@@ -48,17 +48,10 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def real_lines(task: str, n: int) -> list[str]:
     if task == "ner":
-        out, sent = [], []
-        for ln in (SHARED / "conll2003" / "train.txt").read_text(encoding="utf-8").splitlines():
-            if ln.startswith("-DOCSTART-"):
-                continue
-            if not ln.strip():
-                if sent:
-                    out.append(" ".join(sent))
-                sent = []
-            else:
-                sent.append(ln.split(" ")[0])
-        return [s for s in out if len(s.split()) >= 4][:n]
+        from bertcli.train.data import conll_documents
+
+        docs = conll_documents(SHARED / "conll2003" / "train.txt")
+        return [" ".join(s) for doc in docs for s in doc if len(s) >= 4][:n]
     rows = (SHARED / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
     sents = [r.split("\t")[0].strip() for r in rows]
     sents = [s for s in sents if len(s.split()) >= 4]

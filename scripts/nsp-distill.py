@@ -76,24 +76,10 @@ def detok(s: str) -> str:
 
 
 def conll_documents(path: Path) -> list[list[str]]:
-    """The CoNLL-2003 articles of a file: one list of sentences per ``-DOCSTART-``."""
-    docs, sent, cur = [], [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("-DOCSTART-"):
-            if cur:
-                docs.append(cur)
-            cur = []
-        elif not line.strip():
-            if sent:
-                cur.append(detok(" ".join(sent)))
-            sent = []
-        else:
-            sent.append(line.split()[0])
-    if sent:
-        cur.append(detok(" ".join(sent)))
-    if cur:
-        docs.append(cur)
-    return docs
+    """The CoNLL-2003 articles of a file: one list of (detokenised) sentences per ``-DOCSTART-``."""
+    from bertcli.train.data import conll_documents as read
+
+    return [[detok(" ".join(s)) for s in doc] for doc in read(path)]
 
 
 def book_documents(books_dir: Path) -> tuple[list[list[str]], list[str]]:

@@ -27,6 +27,8 @@ import csv
 import sys
 from pathlib import Path
 
+from bertcli.train.data import conll_documents
+
 csv.field_size_limit(sys.maxsize)
 
 
@@ -65,22 +67,7 @@ def main() -> None:
     for b in books:
         (ho if b.name.startswith(held) else tr / "books").joinpath(b.name).symlink_to(b.resolve())
     # CoNLL-2003 train: documents of sentences of tokens.
-    docs, sent, cur = [], [], []
-    for line in (a.data / "conll2003" / "train.txt").read_text(encoding="utf-8").splitlines():
-        if line.startswith("-DOCSTART-"):
-            if cur:
-                docs.append(cur)
-            cur = []
-        elif not line.strip():
-            if sent:
-                cur.append(" ".join(sent))
-            sent = []
-        else:
-            sent.append(line.split()[0])
-    if sent:
-        cur.append(" ".join(sent))
-    if cur:
-        docs.append(cur)
+    docs = [[" ".join(s) for s in doc] for doc in conll_documents(a.data / "conll2003" / "train.txt")]
     for i, d in enumerate(docs):
         (tr / "conll2003" / f"doc-{i:05d}.txt").write_text("\n\n".join(d) + "\n", encoding="utf-8")
     n_extra = 0

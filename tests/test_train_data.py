@@ -372,3 +372,15 @@ def test_lora_target_patterns():
     hit = {k: [n for n in names if re.fullmatch(p, n)] for k, p in _LORA_TARGETS.items()}
     assert hit["attention"] == names[:2]
     assert hit["all-linear"] == names[:4]
+
+
+def test_conll_documents_splits_articles_and_sentences(tmp_path):
+    from bertcli.train.data import conll_documents
+
+    f = tmp_path / "x.conll"
+    f.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n\n"
+                 "-DOCSTART- -X- -X- O\n\nBonn NNP B-NP B-LOC\n", encoding="utf-8")
+    assert conll_documents(f) == [[["EU", "rejects"], ["Peter"]], [["Bonn"]]]
+    g = tmp_path / "y.conll"
+    g.write_text("a O\nb O\n\nc O\n", encoding="utf-8")  # no -DOCSTART-: one document
+    assert conll_documents(g) == [[["a", "b"], ["c"]]]

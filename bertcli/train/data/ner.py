@@ -290,6 +290,36 @@ def _ner_jsonl(src, lines, tokens_field, tags_field, tag_names) -> list[NerSente
 _BIO_TAG = re.compile(r"(O|[BIESLU]-\S+)\Z")
 
 
+def conll_documents(path: str | Path) -> list[list[list[str]]]:
+    """The documents of a CoNLL file as plain text: one list per ``-DOCSTART-`` article, of
+    sentences (blank-line separated), of tokens (the first column). Tags are not read or
+    checked (see :func:`read_ner` for that); used to build pre-training and benchmark text
+    from CoNLL-2003 articles. A file without ``-DOCSTART-`` lines is one document.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    docs: list[list[list[str]]] = []
+    doc: list[list[str]] = []
+    sent: list[str] = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if not parts or parts[0] == "-DOCSTART-":
+            if sent:
+                doc.append(sent)
+            sent = []
+            if parts and doc:
+                docs.append(doc)
+                doc = []
+            continue
+        sent.append(parts[0])
+    if sent:
+        doc.append(sent)
+    if doc:
+        docs.append(doc)
+    return docs
+
+
 def looks_like_conll(lines) -> bool:
     """True when the first 200 non-empty lines are CoNLL-style: ``-DOCSTART-``, or at
     least 80 % of them end in a BIO/BIOES tag after at most 3 other columns."""
