@@ -22,15 +22,8 @@ from bertcli.errors import DeviceError, ModelError
 
 pytestmark = pytest.mark.skipif(not native.int8_available(), reason="this torch build has no oneDNN int8 linear")
 
-from test_determinism import COMMANDS, WHATEVER_BATCHING, _records, _run  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one_thread: the same autouse one-thread fixture as the determinism tests
+from test_determinism import COMMANDS, WHATEVER_BATCHING, _records, _run, one_thread  # noqa: E402,F401
 
 
 def test_int8_linear_is_the_exact_product_of_the_quantized_operands():
