@@ -717,9 +717,9 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
         if lm is not None:
             return lm
     if dt == _torch().int8:
+        why = ", BERTCLI_BACKEND=transformers" if backend == "transformers" else ""
         raise ModelError(f"--dtype int8 needs bertcli's native encoder, which does not run '{path}' "
-                         f"(model_type '{cfg.get('model_type')}'{', BERTCLI_BACKEND=transformers' if backend == 'transformers' else ''})",
-                         "use --dtype float32 or bfloat16 for this model")
+                         f"(model_type '{cfg.get('model_type')}'{why})", "use --dtype float32 or bfloat16 for this model")
     tokenizer = load_tokenizer(path, cfg, offsets=task == "ner")
     if (path / "adapter_config.json").is_file():
         net, config = _load_adapter(path, task)

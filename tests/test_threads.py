@@ -152,3 +152,18 @@ def test_threads_option_is_checked():
 
     res = CliRunner().invoke(cli, ["classify", "--threads", "0", "x"])
     assert res.exit_code == 2 and "not a thread count" in res.stderr
+
+
+def test_attention_threads_option_is_restored_after_the_run(cls_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    from bertcli.cli.main import cli
+
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
+    res = CliRunner().invoke(cli, ["attention", "-m", str(cls_dir), "-f", "jsonl", "-q", "--threads", str(want), "a b"])
+    assert res.exit_code == 0, res.output
+    assert seen == [want, before] and torch.get_num_threads() == before

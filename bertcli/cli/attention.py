@@ -252,6 +252,7 @@ def attention_cmd(texts, layer, head, rollout, window, html, png, read_pairs, **
     from ..threads import ThreadGovernor
 
     governor = ThreadGovernor(setting=params.get("threads"))
+    click.get_current_context().call_on_close(governor.restore)  # torch's own count back when done
     lm = task.load(params.get("model"), params.get("device", "auto"), params.get("dtype", "auto"),
                    params.get("revision"))
     governor.update(force=True)

@@ -17,7 +17,8 @@ from .options import check_device
 @click.option("--task", type=click.Choice(["classify", "ner", "mlm"]), help="Default: from the model's config.")
 @click.option("--device", default="auto", show_default=True, callback=check_device,
               help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "float32", "float16", "bfloat16", "int8"]),
+@click.option("--dtype", default="auto", show_default=True,
+              type=click.Choice(["auto", "float32", "float16", "bfloat16", "int8"]),
               help="Compute precision; auto = float32. float16 is GPU-only; int8 CPU-only (see predict commands).")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=8), help="Tokens per example (default: the model's limit).")
