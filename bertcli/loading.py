@@ -789,7 +789,9 @@ def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
     native.load_state(net, sd, path, TASKS[task][1], TASKS[task][2])
     del sd
     net.eval()
-    net.prepare(dev, dt)  # to(dev, dt); on CPU: weights packed once for oneDNN
+    # to(dev, dt); on CPU: weights packed once for oneDNN (int8: outlier columns found on a
+    # fixed calibration text first)
+    net.prepare(dev, dt, calibration=native.calibration_batch(tokenizer) if dt == native.INT8 else None)
     return LoadedModel(path=path, task=task, tokenizer=tokenizer, model=net, config=config, device=dev,
                        dtype=dt, max_length=model_max_length(config, tokenizer), native=True)
 

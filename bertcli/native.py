@@ -130,23 +130,85 @@ def int8_available() -> bool:
 #: keeps in float32; none: keeping some gained at most 0.6 points of agreement (benchmarks/
 #: RESULTS.md, issue #17)
 INT8_KEEP: tuple = ()
+#: input columns per int8 projection split into parts (:class:`Packed`'s ``outliers``): the
+#: ones of largest magnitude on :data:`INT8_CALIBRATION`. all-MiniLM-L6-v2's residual stream
+#: has one feature 10-28x the median (column 99 at every layer's query/key/value and
+#: feed-forward inputs), which alone sets most rows' int8 scale (benchmarks/RESULTS.md,
+#: issue #17)
+INT8_OUTLIERS = 4
+#: the most parts one outlier column is split into
+INT8_MAX_PARTS = 16
+#: the text run once at load time to find each projection's outlier columns (``--dtype
+#: int8``): everyday English of several kinds; only the column maxima are kept
+INT8_CALIBRATION = (
+    "The meeting has been moved to Thursday at 3 pm because the director is travelling.",
+    "Preheat the oven to 200 degrees, then bake the bread for twenty-five minutes.",
+    "I loved this phone at first, but the battery died after two weeks and support never replied.",
+    "Shares of Acme Corp fell 4.2 percent in New York on Monday after the company cut its forecast.",
+    "\"Where have you been?\" she asked, closing the door behind him.",
+    "What is the capital of Australia?",
+    "Paris, London and Berlin signed the agreement in Brussels on 12 March 2024.",
+    "the film is slow , predictable and far too long , yet the acting is superb .",
+)
+def calibration_batch(tokenizer, max_length: int = 128):
+    """:data:`INT8_CALIBRATION` tokenized by ``tokenizer`` (a transformers tokenizer or
+    bertcli's FastTokenizer) into right-padded ``(input_ids, attention_mask,
+    token_type_ids)`` LongTensors ``(8, L)`` for :meth:`NativeEncoder.prepare`."""
+    enc = tokenizer(list(INT8_CALIBRATION), truncation=True, max_length=max_length)
+    ids = enc["input_ids"]
+    n = max(len(x) for x in ids)
+    pad = getattr(tokenizer, "pad_token_id", None) or 0
+    t_ids = torch.full((len(ids), n), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), n), dtype=torch.long)
+    types = torch.zeros((len(ids), n), dtype=torch.long)
+    tt = enc.get("token_type_ids")
+    for i, x in enumerate(ids):
+        t_ids[i, :len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[i, :len(x)] = 1
+        if tt is not None:
+            types[i, :len(x)] = torch.tensor(tt[i], dtype=torch.long)
+    return t_ids, mask, types
+
+
 #: the marker dtype of ``--dtype int8``: int8 weights (per output channel), int8 activations
 #: (per row), float32 everything else (see :class:`Packed` and :func:`quantize_rows`)
 INT8 = torch.int8
 
 
-def quantize_rows(x):
+def quantize_rows(x, split=None):
     """Symmetric per-row int8 quantization of ``x`` ``(T, K)`` float32, stored as uint8 with
     zero point 128 (oneDNN's u8 activations): returns ``(xq, s)``, ``xq`` ``(T, K)`` uint8 with
     ``x ~= (xq - 128) * s``, ``s`` ``(T, 1)`` float32 = ``max|x_row| / 127`` (all-zero rows
     get a tiny scale and quantize to 128). Each row's scale depends on that row alone, so the
     result of a row does not depend on the other rows of the batch (batch invariance).
 
+    ``split`` (an int8 :class:`Packed`'s ``split``, or None): ``(cols, parts, rep)``, outlier
+    columns ``cols`` ``(k,)`` that do not set the row's scale beyond ``max|x_j| / parts_j``.
+    Such a column, ``v = x_j / s`` in units of the row's scale (up to ``127 * parts_j``), is
+    written as ``parts_j * hi + lo`` with ``hi = round(v / parts_j)`` (in the column itself and
+    repeated ``parts_j - 1`` times at the end: ``rep``) and ``lo = round(v - parts_j * hi)``
+    (one more column at the end, ``|lo| <= parts_j / 2``): ``xq`` is then
+    ``(T, K + sum(parts - 1) + k)``, to be multiplied with the weight extended the same way
+    (:class:`Packed`), and every column keeps an error of at most ``s / 2``.
+
     Rounds half up (``x / s + 128.5`` truncated by the cast to uint8; the values lie in
     [1.5, 255.5)): two passes over ``x`` after the row maxima instead of four with
     ``torch.round`` (2.4x faster; round-half-even differs only at exact ties)."""
-    m = x.abs().amax(1, keepdim=True).clamp_min_(1e-12)
-    return torch.addcmul(_HALF_UP, x, 127.0 / m).to(torch.uint8), m / 127.0
+    a = x.abs()
+    if split is not None:
+        cols, parts, rep = split
+        a.index_copy_(1, cols, a.index_select(1, cols) / parts)
+    m = a.amax(1, keepdim=True).clamp_min_(1e-12)
+    r = 127.0 / m
+    xq = torch.addcmul(_HALF_UP, x, r)
+    if split is None:
+        return xq.to(torch.uint8), m / 127.0
+    v = x.index_select(1, cols) * r
+    hi = torch.floor(v / parts + 0.5)
+    lo = torch.floor(v - parts * hi + 0.5)
+    xq.index_copy_(1, cols, hi + 128.0)
+    xq = xq.to(torch.uint8)
+    return torch.cat([xq, xq.index_select(1, rep), (lo + 128.0).to(torch.uint8)], 1), m / 127.0
 
 
 _HALF_UP = torch.tensor(128.5)
@@ -163,12 +225,28 @@ class Packed:
     ``torch.ao.quantization``'s x86 default for linear weights), prepacked with
     ``torch.ops.onednn.qlinear_prepack`` and run by :func:`tiled_linear` on per-row quantized
     activations (:func:`quantize_rows`), accumulating in int32 and dequantized to float32.
+    ``outliers`` (int8 only): ``(cols, parts)``, LongTensors ``(k,)`` of input columns whose
+    activations are far larger than the rest (outlier features, Dettmers et al. 2022,
+    LLM.int8() section 3) and the number of parts each is split into: the activation
+    column ``x_j`` becomes ``parts_j`` equal high parts and one low part (:func:`quantize_rows`)
+    and the weight column ``W_j`` is repeated ``parts_j + 1`` times, so the product is
+    unchanged while the row's int8 scale is set by the other columns, ``parts_j`` times
+    finer for them, and ``x_j`` keeps that finer step too; the cost is ``sum(parts)`` extra
+    columns in the product (:meth:`NativeEncoder._int8_outliers`
+    picks them once at load time, so a row's result never depends on the batch).
     """
 
-    def __init__(self, weight, bias, dtype, kind: str, tile: int):
+    def __init__(self, weight, bias, dtype, kind: str, tile: int, outliers=None):
         self.dtype, self.kind, self.out_features, self.tile = dtype, kind, weight.shape[0], tile
+        #: (cols, parts as float32, repeated columns) for :func:`quantize_rows`, or None
+        self.split = None
         if kind == "int8":
             w = weight.detach().float()
+            if outliers is not None and int((outliers[1] > 1).sum()):
+                cols, parts = outliers
+                rep = cols.repeat_interleave(parts - 1)
+                self.split = (cols, parts.float(), rep)
+                w = torch.cat([w, w.index_select(1, rep), w.index_select(1, cols)], 1)
             self.w_scale = (w.abs().amax(1) / 127.0).clamp_min_(1e-12).contiguous()
             wq = torch.round(w / self.w_scale[:, None]).clamp_(-127, 127).to(torch.int8).contiguous()
             self.weight = torch.ops.onednn.qlinear_prepack(wq, [tile, w.shape[1]])
@@ -325,10 +403,16 @@ def _int8_linear(x, pk, tile: int):
     """``x @ W^T + b`` for ``x`` ``(T, K)`` float32 (T a multiple of ``tile``) on an int8
     :class:`Packed`: rows quantized by :func:`quantize_rows`, ``(tile, K)`` u8 x s8 products
     in int32 by oneDNN scaled by the weight's per-channel scales, then by each row's scale,
-    plus the bias in float32. Returns ``(T, N)`` float32."""
-    xq, s = quantize_rows(x)
+    plus the bias in float32 (outlier columns split as :class:`Packed`'s ``outliers`` says).
+    Returns ``(T, N)`` float32."""
+    xq, s = quantize_rows(x, pk.split)
     out = _cat([_qlinear(t, pk) for t in xq.split(_rows_per_call(pk, tile))])
     return out.mul_(s) if pk.bias is None else torch.addcmul(pk.bias, out, s)
+
+
+#: while :meth:`NativeEncoder.prepare` calibrates int8: id(linear) -> the running maximum of
+#: |input| per column (``(K,)``), updated by :func:`tiled_linear`; None otherwise
+_CALIBRATING: dict | None = None
 
 
 def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = None):
@@ -345,6 +429,9 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
     """
     tile = tile or TILE
     T = x.shape[0]
+    if _CALIBRATING is not None and id(lin) in _CALIBRATING and T:
+        m = x.detach().abs().amax(0).float()
+        _CALIBRATING[id(lin)] = torch.maximum(_CALIBRATING[id(lin)], m)
     pk = lin.__dict__.get("packed")
     if pk is not None and x.dtype != pk.dtype:
         x = x.to(pk.dtype)
@@ -572,7 +659,7 @@ class NativeEncoder(nn.Module):
             dec = _Tied(w, self.mlm_bias)
         return dec
 
-    def prepare(self, device, dtype=torch.float32):
+    def prepare(self, device, dtype=torch.float32, calibration=None):
         """Make the model ready for inference on ``device`` in ``dtype``; returns ``self``.
 
         CUDA/MPS: moves and casts the parameters (``self.to(device).to(dtype)``); nothing else
@@ -586,6 +673,11 @@ class NativeEncoder(nn.Module):
         this ran 12-19 % faster on 2,000 real lines with the same SST-2 accuracy (0.8888)
         and CoNLL F1 (0.8547 vs 0.8542), top-1/entity agreement with float32 99.95 % / 99.56 %
         (benchmarks/RESULTS.md, issue #17). Call it again after changing weights.
+
+        ``--dtype int8`` (``dtype`` :data:`INT8`): ``calibration``, a ``(input_ids,
+        attention_mask, token_type_ids)`` batch (:func:`calibration_batch`), is run once in
+        float32 to pick each projection's :data:`INT8_OUTLIERS` outlier input columns; without
+        it every column goes through int8.
         """
         device = torch.device(device)
         self.to(device)
@@ -624,12 +716,49 @@ class NativeEncoder(nn.Module):
         # int8: the encoder layers' projections only; embeddings, LayerNorm, attention
         # (softmax), the pooler and task heads stay float32 (see :data:`INT8_KEEP`)
         quantized = self._int8_projections() if kind == "int8" else None
+        outliers = self._int8_outliers(calibration) if kind == "int8" and calibration is not None else {}
         for mods, tile in ((lins, TILE), (head_side, HEAD_TILE)):
             for m in mods:
                 fp32 = quantized is not None and id(m) not in quantized
                 m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", tile) if fp32 else \
-                    Packed(m.weight, m.bias, dtype, kind, tile)
+                    Packed(m.weight, m.bias, dtype, kind, tile, outliers.get(id(m)))
         return self
+
+    def _int8_outliers(self, calibration) -> dict:
+        """id(linear) -> ``(cols, parts)`` for :class:`Packed`'s ``outliers``: run the
+        ``calibration`` batch through the float32 parameters (nothing packed yet), take each
+        encoder projection's :data:`INT8_OUTLIERS` input columns of largest magnitude and
+        split each into ``ceil(max_j / max_rest)`` parts (at most :data:`INT8_MAX_PARTS`),
+        ``max_rest`` being the largest magnitude of the other columns; columns needing one
+        part are left alone. The last layer's query/key-value split takes its fused
+        projection's columns (the same input)."""
+        global _CALIBRATING
+        if INT8_OUTLIERS <= 0:
+            return {}
+        lins = [getattr(layer, n) for layer in self.layers for n in ("qkv", "out", "ffn_in", "ffn_out")]
+        _CALIBRATING = {id(m): torch.zeros(m.in_features) for m in lins}
+        try:
+            with torch.no_grad():
+                self.encode(*calibration)
+            stats = _CALIBRATING
+        finally:
+            _CALIBRATING = None
+        out = {}
+        for i, m in stats.items():
+            k = min(INT8_OUTLIERS, m.numel() - 1)
+            top = m.topk(k + 1)
+            rest = float(top.values[k])
+            if rest <= 0:
+                continue
+            parts = torch.ceil(top.values[:k] / rest).clamp_(1, INT8_MAX_PARTS).long()
+            keep = parts > 1
+            if bool(keep.any()):
+                out[i] = (top.indices[:k][keep], parts[keep])
+        for layer in self.layers:
+            for part in layer.__dict__.get("_split", ()):
+                if id(layer.qkv) in out:
+                    out[id(part)] = out[id(layer.qkv)]
+        return out
 
     def _int8_projections(self) -> set:
         """ids of the linear layers ``--dtype int8`` quantizes: the encoder layers' projections
