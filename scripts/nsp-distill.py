@@ -22,7 +22,10 @@ detokenised). Two forms, one per batch, alternating:
 * sentence pairs: A one sentence, B the next sentence (the form of
   tests/data/everyday_nsp.jsonl); NotNext B is a sentence of another document of the same
   kind (another book for a book A, another article for an article A), with a share
-  (``--other-share``) from the other kind or from SST-2 / TREC sentences for variety;
+  (``--other-share``) from another kind or from SST-2 / TREC / UCI sentiment sentences for
+  variety. With ``--rte-share`` a third kind joins for A: RTE's premises (``sentence1`` of
+  train, dev and test, the paragraphs of two sentences or more, split into sentences:
+  news and encyclopaedia text on many topics; RTE's labels and hypotheses are not used);
 * chunk pairs: BERT's rule (bertcli.train.pretraining.text_pairs, 128-token targets, the form
   of the held-out novels' evaluation pairs), run on the books and the articles separately so
   a NotNext B is always of the same kind as A.
@@ -61,6 +64,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 HELDOUT = ("pg1661_", "pg35_")
+#: where the teacher and the student run (``--device``; set by main)
+DEVICE = "cpu"
 LORA_TARGETS = (r".*\.layer\.\d+\.(attention\.(self\.(query|key|value)|output\.dense)"
                 r"|intermediate\.dense|output\.dense)$")
 
@@ -96,11 +101,33 @@ def book_documents(books_dir: Path) -> tuple[list[list[str]], list[str]]:
     return docs, names
 
 
+def rte_documents(data: Path) -> list[list[str]]:
+    """RTE's premises (``sentence1`` of train, dev and test: news and encyclopaedia paragraphs)
+    that hold two sentences or more, split into sentences: short documents on many topics.
+    The labels and hypotheses are not used."""
+    import csv
+
+    docs = []
+    for split in ("train", "dev", "test"):
+        with (data / "rte" / f"{split}.tsv").open(encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                parts = [x.strip() for x in re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", r["sentence1"]) if x.strip()]
+                if len(parts) >= 2:
+                    docs.append(parts)
+    return docs
+
+
 def extra_sentences(data: Path) -> list[str]:
-    """SST-2 train and TREC train sentences (unrelated B segments for variety)."""
+    """SST-2 train, TREC train and UCI sentiment (Amazon, IMDB, Yelp) sentences: unrelated B
+    segments for variety."""
     import csv
 
     out = []
+    for f in sorted((data / "uci_sentiment").glob("*_labelled.txt")):
+        for ln in f.read_text(encoding="utf-8", errors="replace").splitlines():
+            text = ln.rsplit("\t", 1)[0].strip().strip('"')
+            if len(text.split()) >= 6:
+                out.append(text)
     with (data / "sst2" / "train.tsv").open(encoding="utf-8", newline="") as f:
         for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
             if len(r["sentence"].split()) >= 6:
@@ -120,17 +147,19 @@ def good(s: str) -> bool:
 
 
 def sentence_pairs(kinds: dict[str, list[list[str]]], extra: list[str], n: int, other_share: float,
-                   seed: int) -> list[dict]:
+                   seed: int, weights: dict[str, float] | None = None) -> list[dict]:
     """``n`` sentence pairs, half IsNext (B the sentence after A), half NotNext (B from another
-    document of A's kind, or with ``other_share`` from the other kind / SST-2 / TREC)."""
+    document of A's kind, or with ``other_share`` from another kind / SST-2 / TREC / UCI).
+    A's kind is drawn with ``weights`` (equal shares when None)."""
     rng = random.Random(seed)
     names = list(kinds)
+    wts = [(weights or {}).get(k, 1.0) for k in names]
     cand = {k: [(di, i) for di, d in enumerate(docs) for i in range(len(d) - 1) if good(d[i]) and good(d[i + 1])]
             for k, docs in kinds.items()}
     pool = {k: [(di, i) for di, d in enumerate(docs) for i in range(len(d)) if good(d[i])] for k, docs in kinds.items()}
     out = []
     for j in range(n):
-        kind = names[j % len(names)]
+        kind = names[j % len(names)] if weights is None else rng.choices(names, wts)[0]
         docs = kinds[kind]
         di, i = rng.choice(cand[kind])
         a = docs[di][i]
@@ -215,8 +244,9 @@ class Teacher:
     def embed(self, texts: list[str]):
         """L2-normalised mean-pooled embeddings (truncated to 128 tokens)."""
         torch = self.torch
-        enc = self.tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-        with torch.no_grad(), torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
+        enc = self.tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(DEVICE)
+        with torch.no_grad(), torch.autocast(torch.device(DEVICE).type, dtype=self.dtype,
+                                             enabled=self.dtype != torch.float32):
             h = self.net(**enc).last_hidden_state.float()
         m = enc["attention_mask"].unsqueeze(-1).float()
         e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -226,7 +256,7 @@ class Teacher:
         """Cosine of A and B encoded apart, one per pair."""
         ea = self.embed([p["text"] for p in pairs])
         eb = self.embed([p["text_pair"] for p in pairs])
-        return (ea * eb).sum(-1)
+        return (ea * eb).sum(-1).cpu()
 
     def fit(self, form: str, pairs: list[dict], bs: int = 64) -> dict:
         """Logistic regression of the labels on the cosine (torch, LBFGS); returns fit figures."""
@@ -290,9 +320,9 @@ def score(net, tokenizer, pairs: list[dict], dtype, bs: int = 64) -> list[float]
     was = net.training
     net.eval()
     out = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+    with torch.no_grad(), torch.autocast(torch.device(DEVICE).type, dtype=dtype, enabled=dtype != torch.float32):
         for i in range(0, len(pairs), bs):
-            lg = net(**encode(tokenizer, pairs[i:i + bs])).logits.float()
+            lg = net(**encode(tokenizer, pairs[i:i + bs]).to(DEVICE)).logits.float().cpu()
             out += torch.softmax(lg, -1)[:, 0].tolist()
     net.train(was)
     return out
@@ -357,9 +387,12 @@ def main() -> None:
     ap.add_argument("--eval-every", type=float, default=600, help="seconds between checkpoints")
     ap.add_argument("--novels-eval", type=int, default=600, help="held-out novels' pairs scored at checkpoints")
     ap.add_argument("--other-share", type=float, default=0.2)
+    ap.add_argument("--rte-share", type=float, default=0.0,
+                    help="share of sentence pairs whose A comes from RTE's premises (a third kind of text)")
     ap.add_argument("--sentence-share", type=float, default=0.5, help="share of batches of sentence pairs")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--everyday", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data"
                     / "everyday_nsp.jsonl")
@@ -372,6 +405,8 @@ def main() -> None:
     from bertcli.train.data import read_documents
     from bertcli.train.pretraining import text_pairs
 
+    global DEVICE
+    DEVICE = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     dtype = getattr(torch, a.dtype)
@@ -405,16 +440,23 @@ def main() -> None:
     books, book_names = book_documents(a.data / "books")
     articles = conll_documents(a.data / "conll2003" / "train.txt")
     kinds = {"book": books, "article": articles}
+    sentence_kinds = dict(kinds)
+    weights = None
+    if a.rte_share > 0:
+        sentence_kinds["rte"] = rte_documents(a.data)
+        rest = (1 - a.rte_share) / 2
+        weights = {"book": rest, "article": rest, "rte": a.rte_share}
     extra = extra_sentences(a.data)
     n_pairs = a.max_steps * a.batch_size
     n_sent = int(round(n_pairs * a.sentence_share)) + 1024
-    sent = sentence_pairs(kinds, extra, n_sent, a.other_share, a.seed)
+    sent = sentence_pairs(sentence_kinds, extra, n_sent, a.other_share, a.seed, weights)
     chunk = chunk_pairs(tok, kinds, n_pairs - n_sent + 2048 + 1024, a.seed)
     log(event="data", books=len(books), articles=len(articles), extra=len(extra), sentence_pairs=len(sent),
         chunk_pairs=len(chunk), novels_pairs=len(novels), novels_scored=len(novels_sub),
         prep_s=round(time.time() - t_start, 1))
 
     teacher = Teacher(enc_dir, tok, dtype)
+    teacher.net.to(DEVICE)
     fits = [teacher.fit("sentence", sent[:512]), teacher.fit("chunk", chunk[:512])]
     log(event="teacher", fits=fits)
 
@@ -423,7 +465,7 @@ def main() -> None:
     cb = batches(chunk, tok, bs, a.seed + 1)
     order_rng = random.Random(a.seed + 2)
 
-    net = build_student(enc_dir, a.lora, 2 * a.lora, a.lora_dropout)
+    net = build_student(enc_dir, a.lora, 2 * a.lora, a.lora_dropout).to(DEVICE)
     head = [p for n, p in net.named_parameters() if p.requires_grad and "modules_to_save" in n]
     lora = [p for n, p in net.named_parameters() if p.requires_grad and "modules_to_save" not in n]
     opt = torch.optim.AdamW([{"params": lora, "lr": a.lr}, {"params": head, "lr": a.head_lr}], weight_decay=0.01)
@@ -434,8 +476,9 @@ def main() -> None:
             "command": " ".join(sys.argv), "options": vars(a) | {"out": str(a.out), "data": str(a.data),
                                                                   "everyday": str(a.everyday)},
             "data": {"books": book_names, "articles": f"conll2003/train.txt ({len(articles)} documents)",
-                     "extra": "sst2 train, trec train (NotNext B only)", "held_out_never_trained": list(HELDOUT)},
-            "teacher": fits, "device": "cpu", "dtype": a.dtype, "labels": ["IsNext", "NotNext"], "adapter": True}
+                     "extra": "sst2 train, trec train, uci_sentiment (NotNext B only)",
+                     "rte": "rte sentence1 of train/dev/test split into sentences" if a.rte_share > 0 else None, "held_out_never_trained": list(HELDOUT)},
+            "teacher": fits, "device": DEVICE, "dtype": a.dtype, "labels": ["IsNext", "NotNext"], "adapter": True}
     history, evals = [], []
     si = ci = 0
     last_eval = time.time()
@@ -471,10 +514,10 @@ def main() -> None:
         t_prob = teacher.prob(batch)
         y = torch.tensor([p["label"] == "IsNext" for p in batch], dtype=torch.float32)
         target = a.lam * y + (1 - a.lam) * t_prob
-        enc = encode(tok, batch)
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        enc = encode(tok, batch).to(DEVICE)
+        with torch.autocast(torch.device(DEVICE).type, dtype=dtype, enabled=dtype != torch.float32):
             logits = net(**enc).logits
-        logp = torch.log_softmax(logits.float(), -1)
+        logp = torch.log_softmax(logits.float(), -1).cpu()
         loss = -(target * logp[:, 0] + (1 - target) * logp[:, 1]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
