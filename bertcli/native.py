@@ -482,17 +482,21 @@ def length_groups(lengths: list[int]) -> list[tuple[int, int, int]]:
     return groups
 
 
-def attention(q, k, v):
+def attention(q, k, v, few_queries: bool = False):
     """Scaled dot-product attention ``softmax(q k^T / sqrt(d_k)) v`` (Vaswani et al. 2017,
     eq. 1) of ``(..., n, d_k)`` tensors, no mask (see :func:`attention_probs`).
 
-    ``F.scaled_dot_product_attention``, except for bfloat16 on CPU: there the two products
-    run as batched bfloat16 matrix products and the softmax in float32, which ran ner 14 %
-    faster than SDPA's CPU kernel on 2,000 real lines (10-60 tokens per sequence; AMD EPYC
-    with AVX512-BF16, 1 thread) with the same entity agreement with float32 (99.55 % vs
-    99.60 % of lines). Every (sequence, head) is its own product of the same shape, so a
-    sequence's result does not depend on the others in the call."""
-    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+    ``F.scaled_dot_product_attention``, except on CPU for bfloat16 and for ``few_queries``
+    (fewer query rows than keys: :meth:`Layer.forward_rows`). There the two products run as
+    batched matrix products (bfloat16 in, float32 softmax; float32 throughout for float32):
+    SDPA's CPU flash kernel splits the keys of a short query block across threads, so its
+    result changed with the thread count (torch 2.13 on an AMD EPYC), and in bfloat16 the
+    batched products ran ner 14 % faster than it on 2,000 real lines (10-60 tokens per
+    sequence, 1 thread) with the same entity agreement with float32 (99.55 % vs 99.60 % of
+    lines). Every (sequence, head) is its own product of the same shape, so a sequence's
+    result does not depend on the others in the call, nor on the thread count
+    (tests/test_threads.py)."""
+    if q.device.type == "cpu" and (few_queries or q.dtype == torch.bfloat16):
         s = torch.matmul(q, k.transpose(-2, -1)).float().mul_(q.shape[-1] ** -0.5)
         return torch.matmul(torch.softmax(s, -1).to(q.dtype), v)
     return F.scaled_dot_product_attention(q, k, v)
@@ -596,7 +600,7 @@ class Layer(nn.Module):
             for s in range(count):
                 blk = kv[start + s * n:start + (s + 1) * n].view(1, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
                 qr = slice(qs + s * m, qs + (s + 1) * m)
-                o = attention(q[qr].view(1, m, self.heads, d).transpose(1, 2), blk[0], blk[1])
+                o = attention(q[qr].view(1, m, self.heads, d).transpose(1, 2), blk[0], blk[1], few_queries=m < n)
                 a[qr].view(1, m, self.heads, d).copy_(o.transpose(1, 2))
         y = self.ln1(tiled_linear(a, self.out, add=xr, tile=HEAD_TILE))
         return self.ln2(tiled_linear(tiled_linear(y, self.ffn_in, act=self.act, tile=HEAD_TILE), self.ffn_out,
