@@ -24,11 +24,12 @@ USES = {
                     "use and MRPC is non-commercial: used as pre-training text only, and only trained weights "
                     "are shipped, never the text. all-MiniLM-L6-v2 is Apache-2.0."),
     "nsp": ("`nsp` (does sentence B follow sentence A?) on everyday English and narrative prose.",
-            "the 21 public-domain novels of `books/` (Sherlock Holmes and The Time Machine held out) and the "
-            "CoNLL-2003 train articles: real documents only, as next-sentence pairs",
-            "The books are public domain (Project Gutenberg); CoNLL-2003 is Reuters text for research use: "
-            "used as training text only, and only trained weights are shipped, never the text. "
-            "all-MiniLM-L6-v2 is Apache-2.0."),
+            "the 21 public-domain novels of `books/` (Sherlock Holmes and The Time Machine held out), the "
+            "CoNLL-2003 train articles and RTE's premises: real documents only, as next-sentence pairs (unrelated "
+            "B sentences also from SST-2, TREC and the UCI sentiment sentences)",
+            "The books are public domain (Project Gutenberg); CoNLL-2003 is Reuters text for research use, RTE, "
+            "SST-2 and TREC research data without a stated licence: used as training text only, and only "
+            "trained weights are shipped, never the text. all-MiniLM-L6-v2 is Apache-2.0."),
 }
 
 LIMITS = {
