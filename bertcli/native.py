@@ -491,9 +491,9 @@ def attention(q, k, v, few_queries: bool = False):
     batched matrix products (bfloat16 in, float32 softmax; float32 throughout for float32):
     SDPA's CPU flash kernel splits the keys of a short query block across threads, so its
     result changed with the thread count (torch 2.13 on an AMD EPYC), and in bfloat16 the
-    batched products ran ner 14 % faster than it on 2,000 real lines (10-60 tokens per
-    sequence, 1 thread) with the same entity agreement with float32 (99.55 % vs 99.60 % of
-    lines). Every (sequence, head) is its own product of the same shape, so a sequence's
+    batched products ran ner 5-8 % and classify 5 % faster than it on 2,000 real lines
+    (10-60 tokens per sequence, 1 thread, quiet machine) with the same entity agreement with
+    float32 (99.55 % vs 99.60 % of lines). Every (sequence, head) is its own product of the same shape, so a sequence's
     result does not depend on the others in the call, nor on the thread count
     (tests/test_threads.py)."""
     if q.device.type == "cpu" and (few_queries or q.dtype == torch.bfloat16):
