@@ -791,9 +791,21 @@ def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
     net.eval()
     # to(dev, dt); on CPU: weights packed once for oneDNN (int8: outlier columns found on a
     # fixed calibration text first)
-    net.prepare(dev, dt, calibration=native.calibration_batch(tokenizer) if dt == native.INT8 else None)
+    net.prepare(dev, dt, calibration=int8_calibration(tokenizer) if dt == native.INT8 else None)
     return LoadedModel(path=path, task=task, tokenizer=tokenizer, model=net, config=config, device=dev,
                        dtype=dt, max_length=model_max_length(config, tokenizer), native=True)
+
+
+def int8_calibration(tokenizer) -> tuple:
+    """:data:`bertcli.native.INT8_CALIBRATION` as the ``(input_ids, attention_mask,
+    token_type_ids)`` LongTensors ``(8, L)`` (right-padded) that
+    :meth:`bertcli.native.NativeEncoder.prepare` runs once for ``--dtype int8``."""
+    from . import native
+    from .tasks.base import collate, encode_texts
+
+    feats, _ = encode_texts(tokenizer, list(native.INT8_CALIBRATION), None, 128)
+    b = collate(feats, tokenizer.pad_token_id or 0)
+    return b["input_ids"], b["attention_mask"], b["token_type_ids"]
 
 
 def _torch():

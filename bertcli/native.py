@@ -150,26 +150,6 @@ INT8_CALIBRATION = (
     "Paris, London and Berlin signed the agreement in Brussels on 12 March 2024.",
     "the film is slow , predictable and far too long , yet the acting is superb .",
 )
-def calibration_batch(tokenizer, max_length: int = 128):
-    """:data:`INT8_CALIBRATION` tokenized by ``tokenizer`` (a transformers tokenizer or
-    bertcli's FastTokenizer) into right-padded ``(input_ids, attention_mask,
-    token_type_ids)`` LongTensors ``(8, L)`` for :meth:`NativeEncoder.prepare`."""
-    enc = tokenizer(list(INT8_CALIBRATION), truncation=True, max_length=max_length)
-    ids = enc["input_ids"]
-    n = max(len(x) for x in ids)
-    pad = getattr(tokenizer, "pad_token_id", None) or 0
-    t_ids = torch.full((len(ids), n), pad, dtype=torch.long)
-    mask = torch.zeros((len(ids), n), dtype=torch.long)
-    types = torch.zeros((len(ids), n), dtype=torch.long)
-    tt = enc.get("token_type_ids")
-    for i, x in enumerate(ids):
-        t_ids[i, :len(x)] = torch.tensor(x, dtype=torch.long)
-        mask[i, :len(x)] = 1
-        if tt is not None:
-            types[i, :len(x)] = torch.tensor(tt[i], dtype=torch.long)
-    return t_ids, mask, types
-
-
 #: the marker dtype of ``--dtype int8``: int8 weights (per output channel), int8 activations
 #: (per row), float32 everything else (see :class:`Packed` and :func:`quantize_rows`)
 INT8 = torch.int8
@@ -493,9 +473,9 @@ def attention(q, k, v, few_queries: bool = False):
     result changed with the thread count (torch 2.13 on an AMD EPYC), and in bfloat16 the
     batched products ran ner 5-8 % and classify 5 % faster than it on 2,000 real lines
     (10-60 tokens per sequence, 1 thread, quiet machine) with the same entity agreement with
-    float32 (99.55 % vs 99.60 % of lines). Every (sequence, head) is its own product of the same shape, so a sequence's
-    result does not depend on the others in the call, nor on the thread count
-    (tests/test_threads.py)."""
+    float32 (99.55 % vs 99.60 % of lines). Every (sequence, head) is its own product of the
+    same shape, so a sequence's result does not depend on the others in the call, nor on the
+    thread count (tests/test_threads.py)."""
     if q.device.type == "cpu" and (few_queries or q.dtype == torch.bfloat16):
         s = torch.matmul(q, k.transpose(-2, -1)).float().mul_(q.shape[-1] ** -0.5)
         return torch.matmul(torch.softmax(s, -1).to(q.dtype), v)
@@ -695,7 +675,7 @@ class NativeEncoder(nn.Module):
         (benchmarks/RESULTS.md, issue #17). Call it again after changing weights.
 
         ``--dtype int8`` (``dtype`` :data:`INT8`): ``calibration``, a ``(input_ids,
-        attention_mask, token_type_ids)`` batch (:func:`calibration_batch`), is run once in
+        attention_mask, token_type_ids)`` batch (:func:`bertcli.loading.int8_calibration`), is run once in
         float32 to pick each projection's :data:`INT8_OUTLIERS` outlier input columns; without
         it every column goes through int8.
         """

@@ -498,7 +498,8 @@ def main() -> None:
                                                                   "everyday": str(a.everyday)},
             "data": {"books": book_names, "articles": f"conll2003/train.txt ({len(articles)} documents)",
                      "extra": "sst2 train, trec train, uci_sentiment (NotNext B only)",
-                     "rte": "rte sentence1 of train/dev/test split into sentences" if a.rte_share > 0 else None, "held_out_never_trained": list(HELDOUT)},
+                     "rte": "rte sentence1 of train/dev/test split into sentences" if a.rte_share > 0 else None,
+                     "held_out_never_trained": list(HELDOUT)},
             "teacher": fits, "device": DEVICE, "dtype": a.dtype, "labels": ["IsNext", "NotNext"], "adapter": True}
     history, evals = [], []
     si = ci = 0

@@ -111,13 +111,13 @@ def test_load_time_calibration_finds_the_outlier_feature(cls_dir):
     """prepare(..., calibration) splits the column the calibration text makes largest: a tiny
     model whose embeddings put a 40x feature in column 3 gets column 3 split in every
     projection that reads the residual stream."""
-    from bertcli.loading import load_model
+    from bertcli.loading import int8_calibration, load_model
 
     lm = load_model(cls_dir, "classify", "cpu", "float32")
     net = lm.model
     with torch.no_grad():
         net.emb_ln.bias[3] = 40.0  # after the embedding LayerNorm: feature 3 is huge everywhere
-    net.prepare("cpu", native.INT8, calibration=native.calibration_batch(lm.tokenizer))
+    net.prepare("cpu", native.INT8, calibration=int8_calibration(lm.tokenizer))
     qkv = net.layers[0].qkv.packed
     assert qkv.split is not None and 3 in qkv.split[0].tolist()
     assert int(qkv.split[1][qkv.split[0].tolist().index(3)]) > 1
