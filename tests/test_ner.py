@@ -200,8 +200,27 @@ def test_overlapping_token_spans_are_trimmed():
             N.Token(2, 0, 2, False, np.array([0.1, 0.0, 0.9], np.float32)),
             N.Token(3, 1, 4, False, np.array([0.2, 0.0, 0.8], np.float32))]
     got = N.decode_entities("ab c", toks, labels, "none")
+    # The third piece's span is trimmed to what "ab" leaves, then stripped of the space.
     assert [(e["entity"], e["index"], e["word"], e["start"], e["end"]) for e in got] == \
-        [("B-X", 1, "ab", 0, 2), ("B-Y", 3, " c", 2, 4)]
+        [("B-X", 1, "ab", 0, 2), ("B-Y", 3, "c", 3, 4)]
+
+
+def test_entity_after_a_shared_character_has_no_leading_space():
+    """ModernBERT's byte-level pieces keep the space before a word in their offsets
+    ("Ġwas" over " was") and cut 京 into three pieces over one character. When the last
+    piece of 京 and the next word make one entity, that entity starts where the earlier one
+    (京) ends, at the space: the space is left out (found with a small fixture vocabulary)."""
+    text = "in 東京 was"
+    labels = ["O", "B-LOC", "B-ORG", "I-ORG"]
+    p = {lab: np.eye(len(labels), dtype=np.float32)[i] * 0.9 + 0.025 for i, lab in enumerate(labels)}
+    toks = [N.Token(1, 0, 2, False, p["O"]),
+            N.Token(2, 3, 4, False, p["O"]),
+            N.Token(3, 4, 5, False, p["B-LOC"]), N.Token(4, 4, 5, False, p["B-LOC"]),
+            N.Token(5, 4, 5, False, p["B-ORG"]),
+            N.Token(6, 5, 9, False, p["I-ORG"])]
+    got = N.decode_entities(text, toks, labels, "simple")
+    assert [(e["entity_group"], e["word"], e["start"], e["end"]) for e in got] == \
+        [("LOC", "京", 4, 5), ("ORG", "was", 6, 9)]
 
 
 # ---------------------------------------------------------------- batching

@@ -160,14 +160,17 @@ def _bytelevel_decoder():
 
 
 def _span_groups(tokens):
-    """Runs of consecutive non-special tokens over the same characters (a Hangul syllable
-    becomes three jamo pieces, an emoji four byte-level pieces, all over one character)."""
+    """Runs of consecutive non-special tokens over the same or overlapping characters (a Hangul
+    syllable becomes three jamo pieces, an emoji four byte-level pieces, all over one character;
+    a byte-level merge that takes the first byte of "é" with the "r" before it gives ``rÃ`` over
+    "ré" and ``©`` over "é", the tokenizers library's offsets)."""
     groups = []
     for t in tokens:
         if t["special"]:
             continue
-        if groups and (groups[-1][0], groups[-1][1]) == (t["start"], t["end"]):
-            groups[-1][2].append(t["token"])
+        if groups and (t["start"], t["end"]) == groups[-1][:2] or groups and t["start"] < groups[-1][1]:
+            start, end, pieces = groups[-1]
+            groups[-1] = (start, max(end, t["end"]), pieces + [t["token"]])
         else:
             groups.append((t["start"], t["end"], [t["token"]]))
     return groups

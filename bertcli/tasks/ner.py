@@ -303,7 +303,10 @@ def _with_words(text: str, ents: list[dict]) -> list[dict]:
     covered = 0
     bounds = grapheme_bounds(text) if ents else None
     for e in ents:
-        start, end = e["start"], e["end"]
+        # Trimmed to what no earlier entity covers before the spaces are stripped: where
+        # byte-level pieces of one character went to two entities, the later one would
+        # otherwise start at the space after that character.
+        start, end = max(e["start"], covered), e["end"]
         while start < end and text[start].isspace():
             start += 1
         while end > start and text[end - 1].isspace():
