@@ -188,8 +188,9 @@ def test_int8_is_refused_where_there_is_no_int8_path(cls_dir, monkeypatch):
 
 
 def test_training_refuses_int8(cls_dir):
-    from bertcli.train.core import TrainError
-    from bertcli.train.core import TrainOptions, _fit
+    from bertcli.train.options import TrainError
+    from bertcli.train.core import _fit
+    from bertcli.train.options import TrainOptions
 
     with pytest.raises(TrainError, match="inference only"):
         _fit(None, TrainOptions(dtype="int8", device="cpu"), None)

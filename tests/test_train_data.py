@@ -364,7 +364,7 @@ def test_label_map_renames_labels_as_read(tmp_path):
 def test_lora_target_patterns():
     import re
 
-    from bertcli.train.core import _LORA_TARGETS
+    from bertcli.train.adapters import _LORA_TARGETS
 
     names = ["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.output.dense",
              "bert.encoder.layer.5.intermediate.dense", "bert.encoder.layer.5.output.dense",

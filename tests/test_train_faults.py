@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from bertcli.cli.main import cli
 from bertcli.errors import DataError
 from bertcli.train import TrainError, TrainOptions, read_documents, train_classify
-from bertcli.train.core import COMPLETE_MARKER
+from bertcli.train.checkpoints import COMPLETE_MARKER
 from test_train_run import write_sentiment
 from tiny import build_model
 

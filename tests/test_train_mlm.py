@@ -184,7 +184,8 @@ def test_masked_rows_loss_equals_full_forward_loss(encoder_dir, tok):
     import torch
 
     from bertcli.train.collate import Collator
-    from bertcli.train.core import _load_net, masked_rows_mlm_loss
+    from bertcli.train.core import _load_net
+    from bertcli.train.losses import masked_rows_mlm_loss
 
     torch.manual_seed(0)
     net = _load_net("AutoModelForPreTraining", encoder_dir).eval()

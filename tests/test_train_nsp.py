@@ -41,7 +41,7 @@ def test_nsp_metrics_by_hand():
 def test_pretraining_loss_weights_the_nsp_part():
     import torch
 
-    from bertcli.train.core import pretraining_loss
+    from bertcli.train.losses import pretraining_loss
 
     g = torch.Generator().manual_seed(0)
     mlm = torch.randn(2, 5, 11, generator=g)
@@ -158,7 +158,7 @@ def test_head_lr_and_top_layer_lora(encoder_dir, docs_dir, tmp_path):
 
 
 def test_head_lr_groups(encoder_dir):
-    from bertcli.train.core import _make_trainer_class
+    from bertcli.train.trainer import _make_trainer_class
     from transformers import AutoModelForNextSentencePrediction, TrainingArguments
 
     net = AutoModelForNextSentencePrediction.from_pretrained(str(encoder_dir))

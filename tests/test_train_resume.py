@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from bertcli.train import TrainError, train_classify
-from bertcli.train.core import COMPLETE_MARKER, last_complete_checkpoint
+from bertcli.train.checkpoints import COMPLETE_MARKER, last_complete_checkpoint
 from test_train_run import opts, write_sentiment
 from tiny import build_model
 

@@ -132,7 +132,7 @@ def _check_ignored(kw: dict, params: dict) -> None:
 
 def _check_metric(opts, task: str, multi_label: bool = False, nsp: bool = False) -> None:
     """Validate ``--metric`` for the task before any work (a usage error, exit 2)."""
-    from ..train.core import TrainError, check_metric
+    from ..train.options import TrainError, check_metric
 
     try:
         opts.metric = check_metric(opts.metric, task, multi_label, nsp)

@@ -15,7 +15,7 @@ through the optional ``progress(event_dict)`` callback (see :mod:`bertcli.train.
 from __future__ import annotations
 
 _EXPORTS = {
-    "TrainOptions": "core", "TrainResult": "core", "TrainError": "core",
+    "TrainOptions": "options", "TrainResult": "options", "TrainError": "options",
     "train_classify": "tasks", "train_ner": "tasks", "train_mlm": "tasks", "train_nsp": "tasks",
     "evaluate": "evaluation", "model_task": "evaluation",
     "read_classification": "data", "read_ner": "data", "read_documents": "data",

@@ -7,14 +7,14 @@ returns the metrics of :mod:`bertcli.train.metrics` as a JSON-ready dict.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BertcliError, DataError, ModelError, UsageError
 from .collate import Collator, premask
-from .core import ProgressFn, _check_labels, _emit
+from .core import _check_labels
+from .options import ProgressFn, _emit
 from .data import read_classification, read_documents, read_ner
 from .features import encode_classification, encode_ner
 from .metrics import classification_metrics, mlm_metrics, multilabel_metrics, ner_metrics

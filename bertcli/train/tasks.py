@@ -12,11 +12,12 @@ import numpy as np
 
 from ..errors import DataError
 from .collate import Collator, premask
-from .core import (ProgressFn, TrainError, TrainOptions, TrainResult, _base_dir, _check_labels, _emit, _fit, _Job,
-                   _load_net, _subsample, prepare_output)
+from .checkpoints import prepare_output
+from .core import _base_dir, _check_labels, _fit, _Job, _load_net, _subsample
 from .data import read_classification, read_documents, read_ner
 from .features import encode_classification, encode_ner
 from .metrics import classification_metrics, mlm_metrics, multilabel_metrics, ner_metrics
+from .options import ProgressFn, TrainError, TrainOptions, TrainResult, _emit
 
 
 def _tokenizer_and_length(base: Path, max_length: int):
