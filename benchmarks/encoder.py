@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
 
-from bertcli import native  # noqa: E402
+from bertcli import kernels, native  # noqa: E402
 
 
 def configure(lm, variant: str):
@@ -42,7 +42,7 @@ def configure(lm, variant: str):
         elif p == "bf16":
             dtype = torch.bfloat16
     os.environ["BERTCLI_ONEDNN"] = "1" if kernel == "onednn" else "0"
-    native.TILE = tile
+    native.TILE = kernels.TILE = tile  # the encoder's padding and the products' default tile
     lm.model.prepare(torch.device("cpu"), dtype)
     lm.dtype = dtype
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertcli import native
+from bertcli import kernels, native
 
 ONEDNN = native.onednn_available(torch.float32)
 needs_onednn = pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN linear ops")
@@ -216,7 +216,7 @@ def test_calls_on_several_tiles_give_the_bits_of_the_tiles(dtype, monkeypatch):
     ids, mask = _batch("bert", [9, 200, 3, 140, 77, 300, 64, 310, 290, 305, 299, 280], seed=4)
     chunked = _native(hf, "ner", dtype)
     chunks = [m.packed.chunk for m in chunked.modules() if m.__dict__.get("packed") is not None]
-    assert all(c % native.TILE == 0 and c <= native.MAX_CHUNK_TILES * native.TILE for c in chunks)
+    assert all(c % native.TILE == 0 and c <= kernels.MAX_CHUNK_TILES * native.TILE for c in chunks)
     monkeypatch.setenv("BERTCLI_TILED", "1")
     tiled = _native(hf, "ner", dtype)
     assert all(m.packed.chunk == native.TILE for m in tiled.modules() if m.__dict__.get("packed") is not None)
@@ -242,17 +242,17 @@ def test_chunk_rows_refuses_a_kernel_whose_rows_depend_on_the_call(monkeypatch, 
 
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", Fake())
     monkeypatch.setenv("BERTCLI_CACHE", str(tmp_path))
-    monkeypatch.setattr(native, "_CACHE", None)
-    native._CHUNK.clear()
+    monkeypatch.setattr(kernels, "_CACHE", None)
+    kernels._CHUNK.clear()
     try:
         assert native.chunk_rows(pk, 32, native.TILE) == 2 * native.TILE
         # kept on disk for the next process, under a key naming the kind, dtype and shape
         saved = json.loads((tmp_path / "kernels.json").read_text())
         assert [v for k, v in saved.items() if k.endswith(":onednn:torch.float32:32:16:128:False")] == [256]
-        native._CHUNK.clear()
-        monkeypatch.setattr(native, "_CACHE", None)
-        monkeypatch.setattr(native, "_check_chunk", lambda *a: pytest.fail("measured again despite the cache"))
+        kernels._CHUNK.clear()
+        monkeypatch.setattr(kernels, "_CACHE", None)
+        monkeypatch.setattr(kernels, "_check_chunk", lambda *a: pytest.fail("measured again despite the cache"))
         assert native.chunk_rows(pk, 32, native.TILE) == 2 * native.TILE
     finally:
-        native._CHUNK.clear()
+        kernels._CHUNK.clear()
         monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", real)
