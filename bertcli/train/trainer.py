@@ -128,17 +128,14 @@ def _make_trainer_class():
                                         num_items_in_batch=num_items_in_batch)
 
         def take_epoch_loss(self) -> float | None:
-            if self._loss_sum is None:
+            state = self.epoch_loss_state()
+            if state is None:
                 return None
-            total = self._loss_sum.clone()
-            if torch.distributed.is_available() and torch.distributed.is_initialized():
-                torch.distributed.all_reduce(total)
-                total /= torch.distributed.get_world_size()
             # training_step returns the loss already divided by the accumulation steps,
             # so the sum over micro-batches / optimizer steps is the mean step loss.
             steps = max(1, self._micro_steps / max(1, self.args.gradient_accumulation_steps))
             self._loss_sum, self._micro_steps = None, 0
-            return float(total) / steps
+            return state[0] / steps
 
         def epoch_loss_state(self) -> list | None:
             """``[loss sum, micro-steps]`` of the epoch so far (averaged over ranks), saved
