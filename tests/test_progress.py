@@ -92,6 +92,7 @@ def test_count_records():
     from bertcli.cli.output import count_records
 
     assert count_records(["a", "b", "c"], None) == 3
+    assert count_records(["a.", "b.", "c.", "d."], None, pairs=True) == 2  # nsp: A B pairs
     assert count_records((), "-") is None
 
 

@@ -58,7 +58,7 @@ def model_options(f):
         click.option("-m", "--model", "model", metavar="DIR|HUB_ID", envvar="BERTCLI_MODEL", show_envvar=True,
                      help="Local model folder (config.json, *.safetensors, tokenizer), or a hub id such as "
                           "dslim/bert-base-NER found in the local Hugging Face cache (never downloaded). Default: "
-                          "the shipped default model of the command, where there is one (sentiment, ner, fill-mask)."),
+                          "the shipped default model of the command, where there is one (sentiment, ner, fill-mask, nsp)."),
         click.option("--revision", metavar="REV", default=None,
                      help="With a hub id: the branch, tag or commit of the cached snapshot (default: main)."),
         click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",

@@ -263,12 +263,13 @@ class paused:
         return False
 
 
-def count_records(texts, input_path: str | None) -> int | None:
+def count_records(texts, input_path: str | None, pairs: bool = False) -> int | None:
     """How many records the input holds, where that is cheap to know: the texts given as
-    arguments, or the lines of an input file (a header row and blank JSONL lines make it an
-    estimate, corrected as records arrive). None for stdin."""
+    arguments (``pairs``: two texts a record, as ``nsp`` takes them), or the lines of an input
+    file (a header row and blank JSONL lines make it an estimate, corrected as records
+    arrive). None for stdin."""
     if texts:
-        return len(texts)
+        return len(texts) // 2 if pairs else len(texts)
     if not input_path or input_path == "-":
         return None
     import os

@@ -91,7 +91,7 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
     if prepare is not None:
         prepare(lm)
     governor.update(force=True)
-    cb, prog = progress_callback(params.get("quiet", False), count_records(texts, params.get("input_path")))
+    cb, prog = progress_callback(params.get("quiet", False), count_records(texts, params.get("input_path"), pairs))
     opts = StreamOptions(batch_size=params["batch_size"], max_tokens=params["max_tokens"],
                          window=params["window"], progress=governor.progress(cb))
     stream_out = None

@@ -508,9 +508,12 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name, ho
     for key in (field, field_b):
         if key is not None and key not in header:
             hint = "choose one with --field" + ("/--field-b" if field_b else "")
+            plain = "one A<TAB>B pair" if field_b else "one text"
             if how:  # the format was guessed: say why, and how to read plain lines instead
                 hint += (f" ({name or 'the input'} was read as {'TSV' if delim == chr(9) else 'CSV'}, {how}; "
-                         "--input-format text reads each line as one text)")
+                         f"--input-format text reads each line as {plain})")
+            elif field_b and len(header) == 2:  # perhaps A<TAB>B lines with no header row
+                hint += f", or pass --input-format text to read each line as {plain}"
             raise InputError(f"no column '{key}' in the header ({', '.join(header) or 'empty'})", hint,
                              line=1, source=name)
     i = 0
