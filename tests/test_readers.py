@@ -70,6 +70,14 @@ def test_text_pairs_split_at_first_tab_only():
     ]
 
 
+def test_text_pairs_skip_blank_lines():
+    """A blank line holds no pair: skipped (as in JSONL), the line numbers kept; plain text
+    keeps an empty line as an empty record."""
+    recs = read(b"A one\tB one\n\n  \nA two\tB two\n\n", "text", pairs=True)
+    assert summary(recs) == [(0, 1, "A one", "B one", None), (1, 4, "A two", "B two", None)]
+    assert [r.text for r in read(b"a\n\nb\n", "text")] == ["a", "", "b"]
+
+
 def test_empty_input_gives_no_records():
     for fmt in ("auto", "text", "jsonl", "csv", "tsv"):
         assert read(b"", fmt) == []

@@ -275,6 +275,8 @@ def _decoded(lines):
 
 
 def _read_text(lines, pairs: bool) -> Iterator[Record]:
+    if pairs:  # a blank line holds no pair: skipped, as JSONL skips one (a trailing one is common)
+        lines = ((n, raw) for n, raw in lines if raw.strip(b" \t\r"))
     for i, n, s, bad in _decoded(lines):
         if bad is not None:
             yield bad
@@ -512,7 +514,7 @@ def _read_delimited(lines, delim: str, field: str, field_b: str | None, name, ho
             if how:  # the format was guessed: say why, and how to read plain lines instead
                 hint += (f" ({name or 'the input'} was read as {'TSV' if delim == chr(9) else 'CSV'}, {how}; "
                          f"--input-format text reads each line as {plain})")
-            elif field_b and len(header) == 2:  # perhaps A<TAB>B lines with no header row
+            elif field_b and len(header) == 2 and delim == "\t":  # perhaps A<TAB>B lines, no header row
                 hint += f", or pass --input-format text to read each line as {plain}"
             raise InputError(f"no column '{key}' in the header ({', '.join(header) or 'empty'})", hint,
                              line=1, source=name)

@@ -10,8 +10,8 @@ three *profiles*:
 
 * ``single``: one text per record (classify, sentiment, ner): a blank text line is a record;
 * ``mask``: one text with a ``[MASK]`` (fill-mask): a text line without one is a bad record;
-* ``pair``: two texts per record (nsp): text lines are ``A<TAB>B``, JSONL/CSV/TSV have a
-  ``text_pair`` field.
+* ``pair``: two texts per record (nsp): text lines are ``A<TAB>B`` (a blank one is skipped),
+  JSONL/CSV/TSV have a ``text_pair`` field.
 
 Every good text holds ``[MASK]``, so the same sentences serve all three profiles.
 
@@ -119,6 +119,9 @@ class _Builder:
 
     def text_line(self, line: str) -> None:
         """A plain-text line whose judgement depends on the profile (blank, no TAB, no mask)."""
+        if self.pairs and not line.strip(" \t\r"):
+            self.raw(line.encode("utf-8"))  # a blank line holds no pair: skipped, as in JSONL
+            return
         n = self.next_line
         a, sep, b = line.partition("\t")
         fields = {"text": a, "text_pair": b} if self.pairs else {"text": line}
