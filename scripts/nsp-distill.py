@@ -329,30 +329,28 @@ class Ema:
     parameters' values when made."""
 
     def __init__(self, params: list, decay: float):
-        import torch
-
         self.params, self.decay = params, decay
         self.avg = [p.detach().clone() for p in params]
-        self._torch = torch
 
     def update(self) -> None:
-        with self._torch.no_grad():
-            self._torch._foreach_lerp_(self.avg, [p.detach() for p in self.params], 1.0 - self.decay)
+        import torch
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self.avg, [p.detach() for p in self.params], 1.0 - self.decay)
 
     @contextlib.contextmanager
     def swapped(self):
         """The averaged weights in the parameters for the ``with`` block, the trained ones after."""
-        torch = self._torch
+        import torch
+
         keep = [p.detach().clone() for p in self.params]
         with torch.no_grad():
-            for p, v in zip(self.params, self.avg):
-                p.copy_(v)
+            torch._foreach_copy_(self.params, self.avg)
         try:
             yield
         finally:
             with torch.no_grad():
-                for p, v in zip(self.params, keep):
-                    p.copy_(v)
+                torch._foreach_copy_(self.params, keep)
 
 
 def encode(tokenizer, pairs: list[dict], max_length: int = 128):
@@ -416,6 +414,7 @@ def write_card(out: Path, args: dict) -> None:
 def save(net, tokenizer, out: Path, args: dict, metrics: dict) -> None:
     """Write the adapter folder in the layout of the other shipped defaults."""
     from bertcli import defaults
+    from bertcli.train.output import _umask_modes
 
     out.mkdir(parents=True, exist_ok=True)
     net.save_pretrained(str(out))
@@ -435,11 +434,7 @@ def save(net, tokenizer, out: Path, args: dict, metrics: dict) -> None:
     (out / "training_args.json").write_text(json.dumps(args, indent=2) + "\n", encoding="utf-8")
     write_card(out, args)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    mask = os.umask(0)
-    os.umask(mask)
-    for p in out.iterdir():  # peft writes the weights as a private temporary file
-        if p.is_file():
-            os.chmod(p, 0o666 & ~mask)
+    _umask_modes(out)  # peft writes the weights as a private temporary file
 
 
 # ----------------------------------------------------------------------------- main

@@ -79,6 +79,27 @@ def minilm_dir():
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+@pytest.fixture
+def merged_default(monkeypatch, tmp_path):
+    """``make(task, default)``: the shipped default adapter ``default`` loaded for ``task`` by
+    transformers' classes (the adapter merged in) and saved as a plain checkpoint folder with
+    the default's tokenizer files: the reference for "an adapter behaves like a full
+    checkpoint". Leaves ``BERTCLI_BACKEND=transformers`` set for the rest of the test."""
+
+    def make(task: str, default: str) -> Path:
+        from bertcli import defaults
+        from bertcli.loading import load_model
+
+        monkeypatch.setenv("BERTCLI_BACKEND", "transformers")
+        out = tmp_path / f"{default}-merged"
+        load_model(None, task, default=default).model.save_pretrained(str(out), safe_serialization=True)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            (out / f).write_bytes((defaults.DEFAULTS_DIR / defaults.DEFAULT_FOR_TASK[default] / f).read_bytes())
+        return out
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     if not SHARED.is_dir():

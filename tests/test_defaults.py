@@ -65,18 +65,14 @@ def test_ner_runs_offline_without_model(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["native", "transformers"])
-def test_default_ner_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, tmp_path):
+def test_default_ner_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, merged_default):
     monkeypatch.setenv("BERTCLI_BACKEND", backend)
     from bertcli.tasks.ner import ner
 
     texts = ["Angela Merkel met Emmanuel Macron in Paris.", "Shares of Apple rose 3 % on Wall Street on Monday ."]
     a = ner(load_model(None, "ner", default="ner"), texts)
-    monkeypatch.setenv("BERTCLI_BACKEND", "transformers")
-    ref = load_model(None, "ner", default="ner")
-    ref.model.save_pretrained(str(tmp_path), safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        (tmp_path / f).write_bytes((defaults.DEFAULTS_DIR / "ner" / f).read_bytes())
-    b = ner(load_model(tmp_path, "ner"), texts)
+    merged = merged_default("ner", "ner")
+    b = ner(load_model(merged, "ner"), texts)
     assert [[(e["entity_group"], e["start"], e["end"]) for e in x["entities"]] for x in a] == \
            [[(e["entity_group"], e["start"], e["end"]) for e in x["entities"]] for x in b]
     assert sum(len(x["entities"]) for x in a) >= 4
@@ -86,7 +82,7 @@ def test_default_ner_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch
 
 
 @pytest.mark.parametrize("backend", ["native", "transformers"])
-def test_default_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, tmp_path):
+def test_default_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, merged_default):
     """Merged weights saved as a plain folder give the same scores as the adapter folder."""
     monkeypatch.setenv("BERTCLI_BACKEND", backend)
     from bertcli.tasks.classify import classify
@@ -94,12 +90,8 @@ def test_default_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, tm
     lm = load_model(None, "classify", default="sentiment")
     texts = ["a gripping , funny film", "dull and lifeless", "it is what it is ."]
     a = classify(lm, texts, top_k=None)
-    monkeypatch.setenv("BERTCLI_BACKEND", "transformers")
-    ref = load_model(None, "classify", default="sentiment")
-    ref.model.save_pretrained(str(tmp_path), safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        (tmp_path / f).write_bytes((defaults.DEFAULTS_DIR / "sentiment" / f).read_bytes())
-    b = classify(load_model(tmp_path, "classify"), texts, top_k=None)
+    merged = merged_default("classify", "sentiment")
+    b = classify(load_model(merged, "classify"), texts, top_k=None)
     for x, y in zip(a, b):
         assert x["label"] == y["label"]
         for p, q in zip(x["labels"], y["labels"]):
@@ -168,18 +160,14 @@ def test_fill_mask_runs_offline_without_model(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["native", "transformers"])
-def test_default_fill_mask_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, tmp_path):
+def test_default_fill_mask_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, merged_default):
     monkeypatch.setenv("BERTCLI_BACKEND", backend)
     from bertcli.tasks.fill_mask import fill_mask
 
     texts = ["I drink a cup of [MASK] every morning.", "She opened the [MASK] and walked in."]
     a = fill_mask(load_model(None, "fill-mask", default="fill-mask"), texts)
-    monkeypatch.setenv("BERTCLI_BACKEND", "transformers")
-    ref = load_model(None, "fill-mask", default="fill-mask")
-    ref.model.save_pretrained(str(tmp_path), safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        (tmp_path / f).write_bytes((defaults.DEFAULTS_DIR / "pretraining" / f).read_bytes())
-    b = fill_mask(load_model(tmp_path, "fill-mask"), texts)
+    merged = merged_default("fill-mask", "fill-mask")
+    b = fill_mask(load_model(merged, "fill-mask"), texts)
     for x, y in zip(a, b):
         assert [p["token"] for p in x["predictions"][0]] == [p["token"] for p in y["predictions"][0]]
         for p, q in zip(x["predictions"][0], y["predictions"][0]):

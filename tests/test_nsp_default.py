@@ -61,19 +61,15 @@ def test_nsp_default_is_bert_format():
 
 
 @pytest.mark.parametrize("backend", ["native", "transformers"])
-def test_nsp_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, tmp_path):
+def test_nsp_adapter_behaves_like_a_full_checkpoint(backend, monkeypatch, merged_default):
     """Merged weights saved as a plain folder give the same scores as the adapter folder."""
     monkeypatch.setenv("BERTCLI_BACKEND", backend)
     from bertcli.tasks.nsp import nsp
 
     recs = [json.loads(x) for x in EVERYDAY.read_text(encoding="utf-8").splitlines()[::20]]
     a = nsp(load_model(None, "nsp", default="nsp"), [r["text"] for r in recs], [r["text_pair"] for r in recs])
-    monkeypatch.setenv("BERTCLI_BACKEND", "transformers")
-    ref = load_model(None, "nsp", default="nsp")
-    ref.model.save_pretrained(str(tmp_path), safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        (tmp_path / f).write_bytes((defaults.DEFAULTS_DIR / "nsp" / f).read_bytes())
-    b = nsp(load_model(tmp_path, "nsp"), [r["text"] for r in recs], [r["text_pair"] for r in recs])
+    merged = merged_default("nsp", "nsp")
+    b = nsp(load_model(merged, "nsp"), [r["text"] for r in recs], [r["text_pair"] for r in recs])
     assert [x["is_next"] for x in a] == [y["is_next"] for y in b]
     for x, y in zip(a, b):
         assert x["score"] == pytest.approx(y["score"], abs=1e-4)
