@@ -70,6 +70,11 @@ def test_text_pairs_split_at_first_tab_only():
     ]
 
 
+def test_unterminated_string_names_its_column_once():
+    recs = read(b'{"text": "ok"}\n{"text": "broken\n', "jsonl")
+    assert recs[1].error == "malformed JSON: Unterminated string starting at column 10"
+
+
 def test_text_pairs_skip_blank_lines():
     """A blank line holds no pair: skipped (as in JSONL), the line numbers kept; plain text
     keeps an empty line as an empty record."""

@@ -317,7 +317,8 @@ def _json_error(e: ValueError) -> str:
             c = ord(e.doc[e.pos])
             return (f"malformed JSON: control character U+{c:04X} inside a string at column {e.colno} "
                     f"(JSON spells it \\u{c:04x})")
-        return f"malformed JSON: {e.msg} at column {e.colno}"
+        # json's "Unterminated string starting at" already ends in "at"
+        return f"malformed JSON: {e.msg.removesuffix(' at')} at column {e.colno}"
     # e.g. an integer longer than Python's int_max_str_digits
     return f"malformed JSON: {str(e).split(':')[0]}"
 
