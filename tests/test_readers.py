@@ -78,8 +78,9 @@ def test_unterminated_string_names_its_column_once():
 def test_text_pairs_skip_blank_lines():
     """A blank line holds no pair: skipped (as in JSONL), the line numbers kept; plain text
     keeps an empty line as an empty record."""
-    recs = read(b"A one\tB one\n\n  \nA two\tB two\n\n", "text", pairs=True)
-    assert summary(recs) == [(0, 1, "A one", "B one", None), (1, 4, "A two", "B two", None)]
+    recs = read(b"A one\tB one\n\n  \nA two\tB two\n\t\n\n", "text", pairs=True)
+    assert summary(recs) == [(0, 1, "A one", "B one", None), (1, 4, "A two", "B two", None),
+                             (2, 5, "", "", None)]  # a lone TAB: two empty texts, a pair
     assert [r.text for r in read(b"a\n\nb\n", "text")] == ["a", "", "b"]
 
 

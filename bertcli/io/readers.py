@@ -275,8 +275,9 @@ def _decoded(lines):
 
 
 def _read_text(lines, pairs: bool) -> Iterator[Record]:
-    if pairs:  # a blank line holds no pair: skipped, as JSONL skips one (a trailing one is common)
-        lines = ((n, raw) for n, raw in lines if raw.strip(b" \t\r"))
+    if pairs:  # a blank line (no TAB) holds no pair: skipped, as JSONL skips one (a trailing one is
+        # common); "\t" alone is a pair of two empty texts, kept
+        lines = ((n, raw) for n, raw in lines if b"\t" in raw or raw.strip(b" \r"))
     for i, n, s, bad in _decoded(lines):
         if bad is not None:
             yield bad

@@ -119,7 +119,7 @@ class _Builder:
 
     def text_line(self, line: str) -> None:
         """A plain-text line whose judgement depends on the profile (blank, no TAB, no mask)."""
-        if self.pairs and not line.strip(" \t\r"):
+        if self.pairs and "\t" not in line and not line.strip(" \r"):
             self.raw(line.encode("utf-8"))  # a blank line holds no pair: skipped, as in JSONL
             return
         n = self.next_line
