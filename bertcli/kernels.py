@@ -21,6 +21,10 @@ import torch.nn.functional as F
 #: rows per matrix-product tile: large enough for efficient GEMMs, small enough that the
 #: one partly filled tile per call wastes little.
 TILE = 128
+#: the row multiple a call may have when the kernel was checked to give a row the bits of
+#: its tile whatever the call's row count (:func:`step_rows`); oneDNN's fp32 kernels differ
+#: at one row (a matrix-vector path), so a call never has a single row
+STEP = 8
 
 #: hidden_act -> (torch function, oneDNN post-op name, its algorithm): transformers' ACT2FN
 #: names; the oneDNN post-ops compute the same functions (checked in tests/test_kernels.py).
@@ -146,17 +150,20 @@ class Packed:
             self.w_zp = torch.zeros(w.shape[0], dtype=torch.int64)
             self.dtype = torch.float32  # what goes in (before quantizing) and comes out
             self.bias = None if bias is None else bias.detach().float().contiguous()
-            self.chunk = chunk_rows(self, w.shape[1], tile)
+            self.chunk, self.step = chunk_rows(self, w.shape[1], tile), step_rows(self, w.shape[1], tile)
             return
         w = weight.detach().to(dtype).contiguous()
         self.weight = torch.ops.mkldnn._reorder_linear_weight(w, tile) if kind == "onednn" else w
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
-        #: rows per oneDNN call (checked to give the tiles' bits, :func:`chunk_rows`)
+        #: rows per oneDNN call, and the row multiple of a call (both checked to give the
+        #: tiles' bits: :func:`chunk_rows`, :func:`step_rows`)
         self.chunk = chunk_rows(self, w.shape[1], tile) if kind == "onednn" else tile
+        self.step = step_rows(self, w.shape[1], tile) if kind == "onednn" else tile
 
 
-#: (kind, dtype, K, N, tile, no bias) -> the rows one oneDNN call may take (a multiple of the
-#: tile) and still give every row the bits of tile-by-tile calls: see :func:`chunk_rows`
+#: (kind, dtype, K, N, tile, no bias) -> ``(chunk, step)``: the rows one oneDNN call may take
+#: (a multiple of the tile) and the row multiple it may have (:data:`STEP` or the tile), both
+#: still giving every row the bits of tile-by-tile calls: see :func:`chunk_rows`, :func:`step_rows`
 _CHUNK: dict = {}
 #: the most tiles :func:`chunk_rows` checks for one call
 MAX_CHUNK_TILES = 8
@@ -177,8 +184,28 @@ def chunk_rows(pk: "Packed", k: int, tile: int) -> int:
     m <= C passed; :func:`tiled_linear` then calls on chunks of C tiles (the last one
     shorter, also checked). ``BERTCLI_TILED=1`` keeps single tiles everywhere.
     """
+    return _checked(pk, k, tile)[0]
+
+
+def step_rows(pk: "Packed", k: int, tile: int) -> int:
+    """The row multiple a call of the packed layer may have: :data:`STEP` when calls of any
+    multiple of STEP rows up to the chunk (:func:`chunk_rows`) give every row the bits of
+    tile-by-tile calls, else ``tile`` (calls padded to whole tiles, as before).
+
+    A call on T rows is padded to whole tiles otherwise: about half a tile of padding per
+    call, 4-7 % of the rows of a 2,000-line run at batch 32-64. The check (with
+    :func:`chunk_rows`', on the same seeded inputs) runs the plain call, the fused residual
+    add and the fused GELU on every multiple of STEP up to two tiles and on ``m * tile -
+    STEP``, ``m * tile + STEP`` for m up to the chunk; on the 2-core AMD EPYC with torch
+    2.13's oneDNN every such call matched (fp32, bf16, int8) and only one-row calls did not.
+    ``BERTCLI_TILED=1`` keeps whole tiles.
+    """
+    return _checked(pk, k, tile)[1]
+
+
+def _checked(pk: "Packed", k: int, tile: int) -> tuple[int, int]:
     if os.environ.get("BERTCLI_TILED", "").strip().lower() in ("1", "true", "yes", "on"):
-        return tile
+        return tile, tile
     key = (pk.kind, pk.dtype, k, pk.out_features, tile, pk.bias is None)
     got = _CHUNK.get(key)
     if got is None:
@@ -186,9 +213,10 @@ def chunk_rows(pk: "Packed", k: int, tile: int) -> int:
     return got
 
 
-def _check_chunk(pk: "Packed", k: int, tile: int) -> int:
-    """The measurement behind :func:`chunk_rows` (its docstring); ~0.05-0.1 s per layer shape
-    in fp32 at one thread, hence the cache on disk (:class:`_ChunkCache`)."""
+def _check_chunk(pk: "Packed", k: int, tile: int) -> tuple[int, int]:
+    """The measurement behind :func:`chunk_rows` and :func:`step_rows` (their docstrings):
+    ``(chunk, step)``; ~0.1-0.2 s per layer shape in fp32 at one thread, hence the cache
+    on disk (:class:`_ChunkCache`)."""
     g = torch.Generator().manual_seed(7)
     rows = MAX_CHUNK_TILES * tile
     if pk.kind == "int8":
@@ -199,22 +227,33 @@ def _check_chunk(pk: "Packed", k: int, tile: int) -> int:
         x = torch.randn((rows, k), generator=g).to(pk.dtype)
         a = torch.randn((rows, pk.out_features), generator=g).to(pk.dtype)
         op = torch.ops.mkldnn._linear_pointwise
-        calls = [lambda t: op(t, pk.weight, pk.bias, "none", [], "")]
+        calls = [lambda t: op(t, pk.weight, pk.bias, "none", [], ""),
+                 lambda t: op(t, pk.weight, pk.bias, "gelu", [], "none")]
         if pk.dtype == torch.float32:  # the fused residual add runs only where x and add share the dtype
             calls.append(lambda t, u: op.binary(t, u, pk.weight, pk.bias, "add"))
         args = [x, a]
+    arity = [f.__code__.co_argcount for f in calls]
     refs = [torch.cat([f(*parts) for parts in zip(*(v.split(tile) for v in args[:n]))])
-            for f, n in zip(calls, (1, 2))]
+            for f, n in zip(calls, arity)]
+
+    def same(r: int) -> bool:
+        return all(torch.equal(f(*(v[:r] for v in args[:n])), ref[:r]) for f, n, ref in zip(calls, arity, refs))
+
     ok_tiles = 1
     for m in range(2, MAX_CHUNK_TILES + 1):
-        r = m * tile
-        if not all(torch.equal(f(*(v[:r] for v in args[:n])), ref[:r]) for f, n, ref in zip(calls, (1, 2), refs)):
+        if not same(m * tile):
             break
         ok_tiles = m
     chunk = 1
     while chunk * 2 <= ok_tiles:
         chunk *= 2
-    return chunk * tile
+    chunk *= tile
+    if tile % STEP:
+        return chunk, tile
+    sizes = list(range(STEP, min(2 * tile, chunk) + 1, STEP))
+    sizes += [r for m in range(2, chunk // tile + 1) for r in (m * tile - STEP, m * tile + STEP) if r <= chunk]
+    step = STEP if all(same(r) for r in sorted(set(sizes))) else tile
+    return chunk, step
 
 
 class _ChunkCache:
@@ -248,13 +287,18 @@ class _ChunkCache:
         except (OSError, ValueError):
             self.data = {}
 
-    def get(self, key: tuple, measure) -> int:
+    def get(self, key: tuple, measure) -> tuple[int, int]:
+        """``(chunk, step)`` for ``key`` (kind, dtype, K, N, tile, no bias): from the file when
+        both are there and valid (chunk a multiple of the tile, step dividing it), else
+        ``measure()``'s, then saved."""
         name = f"{self.prefix}:" + ":".join(str(v) for v in key)
-        got = self.data.get(name)
-        if isinstance(got, int) and got > 0 and got % key[4] == 0:
-            return got
-        got = measure()
-        self.data[name] = got
+        tile = key[4]
+        chunk, step = self.data.get(name), self.data.get(name + ":step")
+        if (isinstance(chunk, int) and chunk > 0 and chunk % tile == 0
+                and isinstance(step, int) and step > 0 and tile % step == 0):
+            return chunk, step
+        chunk, step = measure()
+        self.data[name], self.data[name + ":step"] = chunk, step
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
@@ -262,7 +306,7 @@ class _ChunkCache:
             os.replace(tmp, self.path)
         except OSError:
             pass
-        return got
+        return chunk, step
 
 
 _CACHE: _ChunkCache | None = None
@@ -288,12 +332,18 @@ def _rows_per_call(pk, tile: int) -> int:
     return pk.chunk if tile == pk.tile else tile
 
 
+def row_step(pk, tile: int) -> int:
+    """The row multiple a call of ``pk`` (a :class:`Packed`, or None) needs: its checked step
+    (:func:`step_rows`) for the tile it was packed for, else whole tiles."""
+    return pk.step if pk is not None and tile == pk.tile else tile
+
+
 def _cat(parts: list):
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _int8_linear(x, pk, tile: int):
-    """``x @ W^T + b`` for ``x`` ``(T, K)`` float32 (T a multiple of ``tile``) on an int8
+    """``x @ W^T + b`` for ``x`` ``(T, K)`` float32 (T a multiple of ``row_step(pk, tile)``) on an int8
     :class:`Packed`: rows quantized by :func:`quantize_rows`, ``(tile, K)`` u8 x s8 products
     in int32 by oneDNN scaled by the weight's per-channel scales, then by each row's scale,
     plus the bias in float32 (outlier columns split as :class:`Packed`'s ``outliers`` says).
@@ -328,7 +378,9 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
     Every GEMM call has the same shape whatever T is, so a row's result does not depend
     on T (BLAS libraries pick kernels and blockings by shape). A :class:`Packed` layer whose
     kernel was checked to give every row the same bits in one call on several tiles
-    (``pk.chunk`` rows, :func:`chunk_rows`) is called on chunks of that many rows instead.
+    (``pk.chunk`` rows, :func:`chunk_rows`) is called on chunks of that many rows instead,
+    and where calls of any multiple of :data:`STEP` rows were checked to give those bits too
+    (``pk.step``, :func:`step_rows`), ``x`` is padded to that multiple, not to whole tiles.
     ``lin`` is an ``nn.Linear`` (or anything with ``weight``, ``bias``, ``out_features``); when
     :meth:`bertcli.native.NativeEncoder.prepare` gave it a :class:`Packed` (``lin.packed``), that runs instead,
     with ``act`` (a ``hidden_act`` name of :data:`_ACTS`) and ``add`` (a ``(T, N)`` tensor)
@@ -344,7 +396,7 @@ def tiled_linear(x, lin, act: str | None = None, add=None, tile: int | None = No
         x = x.to(pk.dtype)
     if T == 0:
         return x.new_zeros((0, lin.out_features))
-    pad = (-T) % tile
+    pad = (-T) % row_step(pk, tile)
     if pad:
         x = torch.cat([x, x.new_zeros((pad, x.shape[1]))])
     if pk is not None and pk.kind == "int8":

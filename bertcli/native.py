@@ -34,8 +34,9 @@ task head. Families:
 Anything else (or an unknown parameter layout) falls back to transformers' classes.
 
 Batch invariance: the encoder runs on *packed* tokens (padding removed, shape
-``(T, H)``), every matrix product runs on fixed-shape tiles of :data:`TILE` rows, and
-attention runs per sequence at its own length (sequences of equal length share one
+``(T, H)``), every matrix product runs on fixed-shape tiles of :data:`TILE` rows (or on
+calls of other row counts checked to give each row its tile's bits: :func:`kernels.chunk_rows`,
+:func:`kernels.step_rows`), and attention runs per sequence at its own length (sequences of equal length share one
 call). No arithmetic on a token then depends on which other texts share its batch or
 how long they are, so results are bit-identical whatever ``--batch-size`` is, and no
 FLOPs are spent on padding.
@@ -173,7 +174,7 @@ class Layer(nn.Module):
         self.act = act
 
     def forward(self, x, groups, probs: list | None = None):
-        """x: ``(T, H)`` packed tokens, T a multiple of :data:`TILE` (rows after the last
+        """x: ``(T, H)`` packed tokens, T a multiple of the encoder's ``row_step`` (rows after the last
         sequence are padding, computed but never read); groups: ``[(start, n_seqs, length)]``
         runs of consecutive sequences of equal length. The residual stream and LayerNorm keep
         ``x``'s dtype; the matrix products and attention run in the packed dtype.
@@ -348,6 +349,7 @@ class NativeEncoder(nn.Module):
         self.residual_dtype = torch.bfloat16 if device.type == "cpu" and dtype == torch.bfloat16 else None
         lins = [m for m in self.modules() if isinstance(m, nn.Linear)]
         self.__dict__.pop("_dec", None)
+        self.__dict__.pop("row_step", None)
         for layer in self.layers:
             layer.__dict__.pop("_split", None)
         for m in lins:
@@ -384,6 +386,9 @@ class NativeEncoder(nn.Module):
                 fp32 = quantized is not None and id(m) not in quantized
                 m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", tile) if fp32 else \
                     Packed(m.weight, m.bias, dtype, kind, tile, outliers.get(id(m)))
+        # the packed tokens are padded once to a row multiple every encoder product takes
+        # with its tile's bits (kernels.step_rows: 8 rows where checked, else whole tiles)
+        self.row_step = max((m.packed.step for m in lins), default=TILE)
         return self
 
     def _int8_outliers(self, calibration) -> dict:
@@ -460,8 +465,8 @@ class NativeEncoder(nn.Module):
             x = x.to(self.residual_dtype)  # CPU bfloat16: see prepare()
         groups = length_groups(lengths)
         T = x.shape[0]
-        pad = (-T) % TILE
-        if pad:  # pad once to whole tiles, not at every matrix product
+        pad = (-T) % self.__dict__.get("row_step", TILE)
+        if pad:  # pad once to whole tiles (or checked steps: prepare()), not at every matrix product
             x = torch.cat([x, x.new_zeros((pad, x.shape[1]))])
         layers = self.layers if queries is None else self.layers[:-1]
         for layer in layers:

@@ -204,10 +204,11 @@ def test_classify_bit_identical_whatever_the_batch(dtype):
 @needs_onednn
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, "int8"])
 def test_calls_on_several_tiles_give_the_bits_of_the_tiles(dtype, monkeypatch):
-    """native.chunk_rows: where the check passes, a layer runs in calls of several 128-row
-    tiles; the encoder's output is then bit-identical to the tile-by-tile run
-    (BERTCLI_TILED=1), for sequences crossing several tiles (2,000+ rows: more than one
-    chunk of 8 tiles)."""
+    """native.chunk_rows and kernels.step_rows: where the checks pass, a layer runs in calls
+    of several 128-row tiles, padded to a multiple of 8 rows instead of whole tiles; the
+    encoder's output is then bit-identical to the tile-by-tile run (BERTCLI_TILED=1), for
+    sequences crossing several tiles (2,000+ rows: more than one chunk of 8 tiles) and a
+    total that is no multiple of the tile (2,257 tokens)."""
     if dtype == "int8":
         if not native.int8_available():
             pytest.skip("no oneDNN int8 linear")
@@ -217,9 +218,14 @@ def test_calls_on_several_tiles_give_the_bits_of_the_tiles(dtype, monkeypatch):
     chunked = _native(hf, "ner", dtype)
     chunks = [m.packed.chunk for m in chunked.modules() if m.__dict__.get("packed") is not None]
     assert all(c % native.TILE == 0 and c <= kernels.MAX_CHUNK_TILES * native.TILE for c in chunks)
+    steps = [m.packed.step for m in chunked.modules() if m.__dict__.get("packed") is not None]
+    assert set(steps) <= {kernels.STEP, native.TILE} and chunked.row_step == max(steps)
+    assert int(mask.sum()) % native.TILE
     monkeypatch.setenv("BERTCLI_TILED", "1")
     tiled = _native(hf, "ner", dtype)
-    assert all(m.packed.chunk == native.TILE for m in tiled.modules() if m.__dict__.get("packed") is not None)
+    assert all(m.packed.chunk == m.packed.step == native.TILE
+               for m in tiled.modules() if m.__dict__.get("packed") is not None)
+    assert tiled.row_step == native.TILE
     with torch.inference_mode():
         assert torch.equal(chunked(ids, mask), tiled(ids, mask))
 
@@ -253,6 +259,52 @@ def test_chunk_rows_refuses_a_kernel_whose_rows_depend_on_the_call(monkeypatch, 
         monkeypatch.setattr(kernels, "_CACHE", None)
         monkeypatch.setattr(kernels, "_check_chunk", lambda *a: pytest.fail("measured again despite the cache"))
         assert native.chunk_rows(pk, 32, native.TILE) == 2 * native.TILE
+    finally:
+        kernels._CHUNK.clear()
+        monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", real)
+
+
+@pytest.mark.parametrize("tail_differs", [False, True])
+def test_step_rows_pads_to_whole_tiles_where_a_partial_tile_differs(tail_differs, monkeypatch, tmp_path):
+    """kernels.step_rows: a stand-in kernel whose rows match the tile's at any row count gives
+    calls padded to 8 rows; one whose rows differ when the call is no whole number of tiles
+    (as oneDNN's one-row calls do) keeps whole tiles. Both results are kept on disk."""
+    pk = native.Packed(torch.randn(16, 32), torch.randn(16), torch.float32, "dense", native.TILE)
+    pk.kind = "onednn"
+    real = torch.ops.mkldnn._linear_pointwise
+
+    def lin(x, w, b):
+        return F.linear(x, w, b) + (1e-3 if tail_differs and x.shape[0] % native.TILE else 0.0)
+
+    class Fake:
+        @staticmethod
+        def __call__(x, w, b, *a):
+            return lin(x, w, b)
+
+        @staticmethod
+        def binary(x, other, w, b, op):
+            return lin(x, w, b) + other
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", Fake())
+    monkeypatch.setenv("BERTCLI_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels, "_CACHE", None)
+    kernels._CHUNK.clear()
+    try:
+        want = native.TILE if tail_differs else kernels.STEP
+        assert kernels.step_rows(pk, 32, native.TILE) == want
+        assert native.chunk_rows(pk, 32, native.TILE) == kernels.MAX_CHUNK_TILES * native.TILE
+        saved = json.loads((tmp_path / "kernels.json").read_text())
+        assert [v for k, v in saved.items() if k.endswith(":onednn:torch.float32:32:16:128:False:step")] == [want]
+        # an x of 130 rows is padded to the step, and its rows are those of the tile-by-tile call
+        x = torch.randn(130, 32)
+        holder = torch.nn.Linear(32, 16)
+        holder.packed = pk
+        pk.chunk, pk.step = kernels.MAX_CHUNK_TILES * native.TILE, want
+        seen = []
+        monkeypatch.setattr(kernels, "_cat", lambda parts: seen.extend(t.shape[0] for t in parts) or torch.cat(parts))
+        out = kernels.tiled_linear(x, holder)
+        assert seen == [136 if want == kernels.STEP else 256] and out.shape == (130, 16)
+        assert torch.equal(out, F.linear(x, pk.weight, pk.bias))
     finally:
         kernels._CHUNK.clear()
         monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", real)
