@@ -387,7 +387,7 @@ class NativeEncoder(nn.Module):
                 m.packed = Packed(m.weight, m.bias, torch.float32, "onednn", tile) if fp32 else \
                     Packed(m.weight, m.bias, dtype, kind, tile, outliers.get(id(m)))
         # the packed tokens are padded once to a row multiple every encoder product takes
-        # with its tile's bits (kernels.step_rows: 8 rows where checked, else whole tiles)
+        # with its tile's bits (kernels.step_rows: 32 rows where checked, else whole tiles)
         self.row_step = max((m.packed.step for m in lins), default=TILE)
         return self
 

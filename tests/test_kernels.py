@@ -205,7 +205,7 @@ def test_classify_bit_identical_whatever_the_batch(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, "int8"])
 def test_calls_on_several_tiles_give_the_bits_of_the_tiles(dtype, monkeypatch):
     """native.chunk_rows and kernels.step_rows: where the checks pass, a layer runs in calls
-    of several 128-row tiles, padded to a multiple of 8 rows instead of whole tiles; the
+    of several 128-row tiles, padded to a multiple of kernels.STEP rows instead of whole tiles; the
     encoder's output is then bit-identical to the tile-by-tile run (BERTCLI_TILED=1), for
     sequences crossing several tiles (2,000+ rows: more than one chunk of 8 tiles) and a
     total that is no multiple of the tile (2,257 tokens)."""
@@ -267,7 +267,7 @@ def test_chunk_rows_refuses_a_kernel_whose_rows_depend_on_the_call(monkeypatch, 
 @pytest.mark.parametrize("tail_differs", [False, True])
 def test_step_rows_pads_to_whole_tiles_where_a_partial_tile_differs(tail_differs, monkeypatch, tmp_path):
     """kernels.step_rows: a stand-in kernel whose rows match the tile's at any row count gives
-    calls padded to 8 rows; one whose rows differ when the call is no whole number of tiles
+    calls padded to kernels.STEP rows; one whose rows differ when the call is no whole number of tiles
     (as oneDNN's one-row calls do) keeps whole tiles. Both results are kept on disk."""
     pk = native.Packed(torch.randn(16, 32), torch.randn(16), torch.float32, "dense", native.TILE)
     pk.kind = "onednn"
@@ -295,7 +295,7 @@ def test_step_rows_pads_to_whole_tiles_where_a_partial_tile_differs(tail_differs
         assert native.chunk_rows(pk, 32, native.TILE) == kernels.MAX_CHUNK_TILES * native.TILE
         saved = json.loads((tmp_path / "kernels.json").read_text())
         assert [v for k, v in saved.items() if k.endswith(":onednn:torch.float32:32:16:128:False:step")] == [want]
-        # an x of 130 rows is padded to the step, and its rows are those of the tile-by-tile call
+        # an x of 130 rows is padded to the step (or to two tiles), its rows those of the tile-by-tile call
         x = torch.randn(130, 32)
         holder = torch.nn.Linear(32, 16)
         holder.packed = pk
@@ -303,7 +303,7 @@ def test_step_rows_pads_to_whole_tiles_where_a_partial_tile_differs(tail_differs
         seen = []
         monkeypatch.setattr(kernels, "_cat", lambda parts: seen.extend(t.shape[0] for t in parts) or torch.cat(parts))
         out = kernels.tiled_linear(x, holder)
-        assert seen == [136 if want == kernels.STEP else 256] and out.shape == (130, 16)
+        assert seen == [(130 + want - 1) // want * want] and out.shape == (130, 16)
         assert torch.equal(out, F.linear(x, pk.weight, pk.bias))
     finally:
         kernels._CHUNK.clear()
