@@ -238,8 +238,19 @@ class Layer(nn.Module):
         q = tiled_linear(xr, q_lin, tile=HEAD_TILE)
         a = q.new_empty(q.shape)
         for start, count, n, qs, m in qgroups:
-            # one call per sequence: with few queries, SDPA's result for a sequence can depend
-            # on the other sequences of the call (seen with one query on torch 2.13 CPU)
+            if m < n and kv.device.type == "cpu" and kv.dtype == torch.bfloat16:
+                # few queries on CPU in bfloat16: batched products (:func:`attention`, oneDNN's
+                # batched matmul), in which every (sequence, head) is its own product of one
+                # shape, so one call per run of equal lengths gives each sequence the bits of a
+                # call of its own (tests/test_kernels.py); float32's batched products did not
+                # (torch 2.13 CPU), so float32 keeps one call per sequence
+                blk = kv[start:start + count * n].view(count, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
+                qr = slice(qs, qs + count * m)
+                o = attention(q[qr].view(count, m, self.heads, d).transpose(1, 2), blk[0], blk[1], few_queries=True)
+                a[qr].view(count, m, self.heads, d).copy_(o.transpose(1, 2))
+                continue
+            # elsewhere one call per sequence: with few queries, SDPA's result for a sequence
+            # can depend on the other sequences of the call (seen with one query on torch 2.13 CPU)
             for s in range(count):
                 blk = kv[start + s * n:start + (s + 1) * n].view(1, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
                 qr = slice(qs + s * m, qs + (s + 1) * m)
