@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import gc
 import os
 
 import click
@@ -90,6 +91,10 @@ def run_inference(*, task: str, texts, params: dict, stream: Callable, columns: 
         raise
     if prepare is not None:
         prepare(lm)
+    # what was loaded lives until the process ends: out of the cyclic garbage collector's
+    # scans (one full scan of the ~170,000 objects of torch and the model took ~0.1 s per
+    # 2,000 lines of ner, 1.5 % of the run)
+    gc.freeze()
     governor.update(force=True)
     cb, prog = progress_callback(params.get("quiet", False), count_records(texts, params.get("input_path"), pairs))
     opts = StreamOptions(batch_size=params["batch_size"], max_tokens=params["max_tokens"],
