@@ -79,7 +79,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="bertcli")
 def cli():
-    """Fast, streaming BERT from the shell: fill-mask, nsp, classify, sentiment, ner, train.
+    """Fast, streaming BERT from the shell: fill-mask, nsp, classify, sentiment, ner, train,
+    evaluate, tokenize and attention.
 
     Every command takes texts as arguments, or reads records (plain lines, JSONL,
     CSV, TSV) from --input FILE or stdin, and writes a table on a terminal or JSONL
