@@ -41,7 +41,7 @@ def _case(rng, labels, n):
     hot = rng.integers(0, len(labels), size=m)
     for i in range(1, m):
         if rng.random() < 0.6:
-            hot[i] = hot[i - 1] if rng.random() < 0.5 else hot[i - 1] + 1 - (hot[i - 1] + 1) // len(labels) * len(labels)
+            hot[i] = hot[i - 1] if rng.random() < 0.5 else (hot[i - 1] + 1) % len(labels)
     logits[np.arange(m), hot] += rng.uniform(0, 6, size=m).astype(np.float32)
     e = np.exp(logits - logits.max(1, keepdims=True))
     scores = (e / e.sum(1, keepdims=True)).astype(np.float32)

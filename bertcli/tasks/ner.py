@@ -82,8 +82,8 @@ from ..io.readers import Record
 from .base import Feature, StreamOptions, collate, stream_records, text_list
 from .entities import (  # noqa: F401  (re-exported: the pure decoding lives in entities)
     _BIOES_PREFIX, AGGREGATIONS, METASPACE, WORD_AGGREGATIONS, Token, _close_group, _span, _with_words,
-    aggregate_words, decode_arrays, decode_batch, decode_entities, grapheme_bounds, group_entities, is_bioes, label_names, split_tag,
-    widen_to_graphemes)
+    aggregate_words, decode_arrays, decode_batch, decode_entities, grapheme_bounds, group_entities, is_bioes,
+    label_names, split_tag, widen_to_graphemes)
 
 
 @dataclass
