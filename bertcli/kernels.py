@@ -154,15 +154,14 @@ class Packed:
             self.w_zp = torch.zeros(w.shape[0], dtype=torch.int64)
             self.dtype = torch.float32  # what goes in (before quantizing) and comes out
             self.bias = None if bias is None else bias.detach().float().contiguous()
-            self.chunk, self.step = chunk_rows(self, w.shape[1], tile), step_rows(self, w.shape[1], tile)
+            self.chunk, self.step = _checked(self, w.shape[1], tile)
             return
         w = weight.detach().to(dtype).contiguous()
         self.weight = torch.ops.mkldnn._reorder_linear_weight(w, tile) if kind == "onednn" else w
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
         #: rows per oneDNN call, and the row multiple of a call (both checked to give the
         #: tiles' bits: :func:`chunk_rows`, :func:`step_rows`)
-        self.chunk = chunk_rows(self, w.shape[1], tile) if kind == "onednn" else tile
-        self.step = step_rows(self, w.shape[1], tile) if kind == "onednn" else tile
+        self.chunk, self.step = _checked(self, w.shape[1], tile) if kind == "onednn" else (tile, tile)
 
 
 #: (kind, dtype, K, N, tile, no bias) -> ``(chunk, step)``: the rows one oneDNN call may take
@@ -226,23 +225,22 @@ def _check_chunk(pk: "Packed", k: int, tile: int) -> tuple[int, int]:
     rows = MAX_CHUNK_TILES * tile
     if pk.kind == "int8":
         x = torch.randint(1, 256, (rows, k), generator=g, dtype=torch.int16).to(torch.uint8)
-        calls = [lambda t: _qlinear(t, pk)]
+        calls = [(lambda t: _qlinear(t, pk), 1)]
         args = [x]
     else:
         x = torch.randn((rows, k), generator=g).to(pk.dtype)
         a = torch.randn((rows, pk.out_features), generator=g).to(pk.dtype)
         op = torch.ops.mkldnn._linear_pointwise
-        calls = [lambda t: op(t, pk.weight, pk.bias, "none", [], ""),
-                 lambda t: op(t, pk.weight, pk.bias, "gelu", [], "none")]
+        # (call, how many of args it takes)
+        calls = [(lambda t: op(t, pk.weight, pk.bias, "none", [], ""), 1),
+                 (lambda t: op(t, pk.weight, pk.bias, "gelu", [], "none"), 1)]
         if pk.dtype == torch.float32:  # the fused residual add runs only where x and add share the dtype
-            calls.append(lambda t, u: op.binary(t, u, pk.weight, pk.bias, "add"))
+            calls.append((lambda t, u: op.binary(t, u, pk.weight, pk.bias, "add"), 2))
         args = [x, a]
-    arity = [f.__code__.co_argcount for f in calls]
-    refs = [torch.cat([f(*parts) for parts in zip(*(v.split(tile) for v in args[:n]))])
-            for f, n in zip(calls, arity)]
+    refs = [torch.cat([f(*parts) for parts in zip(*(v.split(tile) for v in args[:n]))]) for f, n in calls]
 
     def same(r: int) -> bool:
-        return all(torch.equal(f(*(v[:r] for v in args[:n])), ref[:r]) for f, n, ref in zip(calls, arity, refs))
+        return all(torch.equal(f(*(v[:r] for v in args[:n])), ref[:r]) for (f, n), ref in zip(calls, refs))
 
     ok_tiles = 1
     for m in range(2, MAX_CHUNK_TILES + 1):

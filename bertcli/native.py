@@ -238,24 +238,17 @@ class Layer(nn.Module):
         q = tiled_linear(xr, q_lin, tile=HEAD_TILE)
         a = q.new_empty(q.shape)
         for start, count, n, qs, m in qgroups:
-            if m < n and kv.device.type == "cpu" and kv.dtype == torch.bfloat16:
-                # few queries on CPU in bfloat16: batched products (:func:`attention`, oneDNN's
-                # batched matmul), in which every (sequence, head) is its own product of one
-                # shape, so one call per run of equal lengths gives each sequence the bits of a
-                # call of its own (tests/test_kernels.py); float32's batched products did not
-                # (torch 2.13 CPU), so float32 keeps one call per sequence
-                blk = kv[start:start + count * n].view(count, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
-                qr = slice(qs, qs + count * m)
-                o = attention(q[qr].view(count, m, self.heads, d).transpose(1, 2), blk[0], blk[1], few_queries=True)
-                a[qr].view(count, m, self.heads, d).copy_(o.transpose(1, 2))
-                continue
-            # elsewhere one call per sequence: with few queries, SDPA's result for a sequence
-            # can depend on the other sequences of the call (seen with one query on torch 2.13 CPU)
-            for s in range(count):
-                blk = kv[start + s * n:start + (s + 1) * n].view(1, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
-                qr = slice(qs + s * m, qs + (s + 1) * m)
-                o = attention(q[qr].view(1, m, self.heads, d).transpose(1, 2), blk[0], blk[1], few_queries=m < n)
-                a[qr].view(1, m, self.heads, d).copy_(o.transpose(1, 2))
+            # Few queries on CPU in bfloat16 run as one call per run of equal lengths: batched
+            # products (:func:`attention`, oneDNN's batched matmul), in which every (sequence,
+            # head) is its own product of one shape, so each sequence gets the bits of a call of
+            # its own (tests/test_kernels.py). Elsewhere one call per sequence: float32's batched
+            # products did not give those bits, nor did SDPA with few queries (torch 2.13 CPU).
+            whole = m < n and kv.device.type == "cpu" and kv.dtype == torch.bfloat16
+            for s, c in [(0, count)] if whole else [(s, 1) for s in range(count)]:
+                blk = kv[start + s * n:start + (s + c) * n].view(c, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
+                qr = slice(qs + s * m, qs + (s + c) * m)
+                o = attention(q[qr].view(c, m, self.heads, d).transpose(1, 2), blk[0], blk[1], few_queries=m < n)
+                a[qr].view(c, m, self.heads, d).copy_(o.transpose(1, 2))
         y = self.ln1(tiled_linear(a, self.out, add=xr, tile=HEAD_TILE))
         return self.ln2(tiled_linear(tiled_linear(y, self.ffn_in, act=self.act, tile=HEAD_TILE), self.ffn_out,
                                      add=y, tile=HEAD_TILE))
