@@ -1,4 +1,4 @@
-"""The vectorised entity decoding (bertcli.tasks.entities.decode_arrays, used by ``ner`` for
+"""The vectorised entity decoding (bertcli.tasks.entities.decode_batch, used by ``ner`` for
 texts whose tokens all cover characters) gives exactly the per-token path's output
 (decode_entities on Token objects): random scores under every aggregation and tag scheme,
 and whole ``ner`` runs with the vectorised path turned off, on the real MiniLM default and
@@ -6,13 +6,13 @@ on real CoNLL-2003 sentences."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from bertcli.tasks import entities, ner
 from bertcli.tasks.entities import AGGREGATIONS
+
+import engine_data  # noqa: I001  (tests/ is on pytest's path, as for test_ray)
 
 IOB2 = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 BIOES = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
@@ -48,10 +48,15 @@ def _case(rng, labels, n):
     return text, np.array(starts), np.array(ends), np.array(sub), scores
 
 
+def _decode_one(text, index, starts, ends, scores, labels, aggregation="simple", ignore=("O",), sub=None):
+    return entities.decode_batch([text], np.array([0, len(starts)]), index, starts, ends, scores, labels,
+                                 aggregation, ignore, sub)[0]
+
+
 @pytest.mark.parametrize("labels", [IOB2, BIOES, PLAIN], ids=["iob2", "bioes", "plain+iob"])
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
 @pytest.mark.parametrize("ignore", [("O",), (), ("O", "PER")], ids=["O", "none", "O+PER"])
-def test_decode_arrays_equals_decode_entities(labels, aggregation, ignore):
+def test_decode_batch_equals_decode_entities(labels, aggregation, ignore):
     rng = np.random.default_rng(len(labels) * 7 + AGGREGATIONS.index(aggregation))
     seen = 0
     for _ in range(60):
@@ -60,7 +65,7 @@ def test_decode_arrays_equals_decode_entities(labels, aggregation, ignore):
         toks = [entities.Token(int(i), int(a), int(b), bool(w), sc[j])
                 for j, (i, a, b, w) in enumerate(zip(index, s, e, sub))]
         want = entities.decode_entities(text, toks, labels, aggregation, ignore)
-        got = entities.decode_arrays(text, index, s, e, sc, labels, aggregation, ignore, sub)
+        got = _decode_one(text, index, s, e, sc, labels, aggregation, ignore, sub)
         assert got == want  # the same dicts: keys, order, words and float scores to the bit
         seen += len(want)
     assert seen > 50  # the cases hold entities, not only O runs
@@ -87,24 +92,11 @@ def test_decode_batch_equals_decode_entities_per_text(aggregation):
     assert got == want and sum(map(len, want)) > 20
 
 
-def test_decode_arrays_needs_is_subword_for_word_strategies():
+def test_decode_batch_needs_is_subword_for_word_strategies():
     with pytest.raises(ValueError, match="is_subword"):
-        entities.decode_arrays("ab", np.array([1]), np.array([0]), np.array([2]),
-                               np.ones((1, 9), np.float32) / 9, IOB2, "first")
+        _decode_one("ab", np.array([1]), np.array([0]), np.array([2]), np.ones((1, 9), np.float32) / 9, IOB2, "first")
     with pytest.raises(ValueError, match="unknown aggregation"):
-        entities.decode_arrays("ab", np.array([1]), np.array([0]), np.array([2]),
-                               np.ones((1, 9), np.float32) / 9, IOB2, "mean")
-
-
-def _conll(shared: Path, n: int) -> list[str]:
-    out, cur = [], []
-    for ln in (shared / "conll2003" / "test.txt").read_text(encoding="utf-8").splitlines():
-        if ln.strip() and not ln.startswith("-DOCSTART-"):
-            cur.append(ln.split()[0])
-        elif cur:
-            out.append(" ".join(cur))
-            cur = []
-    return out[:n]
+        _decode_one("ab", np.array([1]), np.array([0]), np.array([2]), np.ones((1, 9), np.float32) / 9, IOB2, "mean")
 
 
 TEXTS = [
@@ -126,9 +118,8 @@ def test_ner_is_the_same_without_the_vectorised_path(aggregation, monkeypatch, r
     from bertcli.loading import load_model
 
     texts = list(TEXTS)
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
-    if shared.is_dir():
-        texts += _conll(shared, 150)
+    if engine_data.have_data() is None:  # CoNLL-2003 test sentences, every 50th a whole document
+        texts += engine_data.lines("ner")[:150]
     lm = load_model(None, "ner")
     real, used = ner.decode_batch, []
     monkeypatch.setattr(ner, "decode_batch", lambda texts, *a: used.extend(texts) or real(texts, *a))

@@ -1,7 +1,7 @@
 """From token scores to entities, with no model or tokenizer involved: tag schemes (IOB2,
 IOB1, BIOES/BILOU), the aggregation strategies of the transformers token-classification
 pipeline, entity spans trimmed to whitespace and grapheme clusters, and a vectorised path
-(:func:`decode_arrays`) for the common WordPiece case. :mod:`bertcli.tasks.ner` documents what
+(:func:`decode_batch`) for the common WordPiece case. :mod:`bertcli.tasks.ner` documents what
 is matched and where bertcli differs; it tokenises, runs the model and calls these.
 """
 
@@ -400,10 +400,3 @@ def decode_batch(texts: Sequence[str], bounds: np.ndarray, index: np.ndarray, st
         out[t] = _with_words(texts[t], ents)
     return out
 
-
-def decode_arrays(text: str, index: np.ndarray, starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
-                  labels: Sequence[str], aggregation: str = "simple", ignore_labels: Iterable[str] = ("O",),
-                  is_subword: np.ndarray | None = None, bioes: bool | None = None) -> list[dict]:
-    """:func:`decode_batch` for one text (the same arguments without ``texts`` and ``bounds``)."""
-    return decode_batch([text], np.array([0, len(starts)]), index, starts, ends, scores, labels, aggregation,
-                        ignore_labels, is_subword, bioes)[0]

@@ -73,6 +73,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -82,7 +83,7 @@ from ..io.readers import Record
 from .base import Feature, StreamOptions, collate, stream_records, text_list
 from .entities import (  # noqa: F401  (re-exported: the pure decoding lives in entities)
     _BIOES_PREFIX, AGGREGATIONS, METASPACE, WORD_AGGREGATIONS, Token, _close_group, _span, _with_words,
-    aggregate_words, decode_arrays, decode_batch, decode_entities, grapheme_bounds, group_entities, is_bioes,
+    aggregate_words, decode_batch, decode_entities, grapheme_bounds, group_entities, is_bioes,
     label_names, split_tag, widen_to_graphemes)
 
 
@@ -244,8 +245,6 @@ class _VocabArrays:
     piece is made of SentencePiece word markers only (a possible pseudo-token), the vocabulary
     size and the ``[UNK]`` id. Built once per tokenizer (about 15 ms for 30,522 WordPiece ids)."""
 
-    _cache: weakref.WeakKeyDictionary | None = None
-
     def __init__(self, tokenizer):
         backend = tokenizer._tokenizer
         self.word_aware = bool(getattr(backend.model, "continuing_subword_prefix", None))
@@ -261,15 +260,17 @@ class _VocabArrays:
         """The arrays of ``tokenizer``, or None for one without a ``tokenizers`` backend."""
         if getattr(tokenizer, "_tokenizer", None) is None:
             return None
-        if cls._cache is None:
-            cls._cache = weakref.WeakKeyDictionary()
         try:
-            got = cls._cache.get(tokenizer)
+            got = _VOCABS.get(tokenizer)
         except TypeError:  # not weak-referenceable
             return cls(tokenizer)
         if got is None:
-            got = cls._cache[tokenizer] = cls(tokenizer)
+            got = _VOCABS[tokenizer] = cls(tokenizer)
         return got
+
+
+#: tokenizer -> its :class:`_VocabArrays`, for as long as the tokenizer lives
+_VOCABS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def decode_docs(tokenizer, docs: list[_Doc], scores: list[np.ndarray | None], labels: list[str],
@@ -288,8 +289,6 @@ def decode_docs(tokenizer, docs: list[_Doc], scores: list[np.ndarray | None], la
     vocab = _VocabArrays.of(tokenizer)
     cand = [t for t, d in enumerate(docs) if d.ids]
     if vocab is not None and cand and (aggregation not in WORD_AGGREGATIONS or vocab.word_aware):
-        from itertools import chain
-
         lens = np.fromiter((len(docs[t].ids) for t in cand), dtype=np.int64, count=len(cand))
         n = int(lens.sum())
         ids = np.fromiter(chain.from_iterable(docs[t].ids for t in cand), dtype=np.int64, count=n)
