@@ -216,6 +216,10 @@ def load_model(model: str | os.PathLike | None = None, task: str = "classify", d
         raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)} (or sentiment)")
     dev, dt = resolve(device, dtype)
     path = resolve_model_dir(model, default or task, revision)
+    if dev.type == "cpu":
+        from .heap import keep_temporaries
+
+        keep_temporaries()  # large temporaries from the heap, not fresh pages (bertcli/heap.py)
     cfg, shapes = inspect_folder(path)
     check_architecture(cfg, task, path, shapes)
     backend = os.environ.get("BERTCLI_BACKEND", "auto").lower()
