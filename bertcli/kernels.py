@@ -92,27 +92,34 @@ def quantize_rows(x, split=None):
     ``(T, K + sum(parts - 1) + k)``, to be multiplied with the weight extended the same way
     (:class:`Packed`), and every column keeps an error of at most ``s / 2``.
 
-    Rounds half up (``x / s + 128.5`` truncated by the cast to uint8; the values lie in
-    [1.5, 255.5)): two passes over ``x`` after the row maxima instead of four with
-    ``torch.round`` (2.4x faster; round-half-even differs only at exact ties)."""
-    a = x.abs()
-    if split is not None:
-        cols, parts, rep = split
-        a.index_copy_(1, cols, a.index_select(1, cols) / parts)
-    m = a.amax(1, keepdim=True).clamp_min_(1e-12)
-    r = 127.0 / m
-    xq = torch.addcmul(_HALF_UP, x, r)
+    Rounds half up (``x * 127 / max + 128.5``, in [1.5, 255.5), truncated by the cast). After
+    the row maxima (``amax`` and ``amin`` of x: two reads and no ``|x|`` copy; for a split
+    layer the outlier columns are zeroed in place meanwhile, then put back), one pass writes
+    the shifted values, then the casts float32 -> int32 -> uint8 (2x faster than torch's
+    direct float32 -> uint8 cast, which is not vectorised). The whole is about 2x faster than
+    ``abs``, ``amax``, ``addcmul`` and a direct cast (1,024 x 384: 374 -> 179 us; 1,024 x
+    1,536: 1.54 -> 0.79 ms; 1 thread, AMD EPYC), with the same integers except where
+    ``x * r`` rounds onto a half (1-2 values in 1.5 M, which a fused multiply-add kept off it)."""
     if split is None:
-        return xq.to(torch.uint8), m / 127.0
-    v = x.index_select(1, cols) * r
+        m = torch.maximum(x.amax(1, keepdim=True), x.amin(1, keepdim=True).neg_())
+    else:
+        cols, parts, rep = split
+        xo = x.index_select(1, cols)
+        x.index_fill_(1, cols, 0.0)
+        m = torch.maximum(x.amax(1, keepdim=True), x.amin(1, keepdim=True).neg_())
+        x.index_copy_(1, cols, xo)
+        m = torch.maximum(m, (xo.abs() / parts).amax(1, keepdim=True))
+    m.clamp_min_(1e-12)
+    r = 127.0 / m
+    xq = (x * r).add_(128.5)
+    if split is None:
+        return xq.to(torch.int32).to(torch.uint8), m / 127.0
+    v = xo * r
     hi = torch.floor(v / parts + 0.5)
     lo = torch.floor(v - parts * hi + 0.5)
     xq.index_copy_(1, cols, hi + 128.0)
-    xq = xq.to(torch.uint8)
+    xq = xq.to(torch.int32).to(torch.uint8)
     return torch.cat([xq, xq.index_select(1, rep), (lo + 128.0).to(torch.uint8)], 1), m / 127.0
-
-
-_HALF_UP = torch.tensor(128.5)
 
 
 class Packed:
