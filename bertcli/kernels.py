@@ -29,6 +29,11 @@ TILE = 128
 #: tiles computed 1.43 M rows with ~25 primitives, 32-row steps 1.36 M rows with ~100 (net
 #: ~0.19 s saved of ~8 s), 8-row steps 1.34 M rows with ~200 (~0.1 s)
 STEP = 32
+#: the input width an int8 product with split outlier columns is padded to a multiple of (zero
+#: weight columns, zero activations: the same int32 sums): oneDNN's u8 x s8 kernels ran 6-9 %
+#: faster at K = 400 than at 394 (1,536 x 394 -> 400: 821 -> 756 us; 384 x 394 -> 400: 234 ->
+#: 213 us; 512 rows, 1 thread, AMD EPYC with VNNI), as fast as at K = 384
+INT8_K_MULTIPLE = 16
 
 #: hidden_act -> (torch function, oneDNN post-op name, its algorithm): transformers' ACT2FN
 #: names; the oneDNN post-ops compute the same functions (checked in tests/test_kernels.py).
@@ -83,14 +88,15 @@ def quantize_rows(x, split=None):
     get a tiny scale and quantize to 128). Each row's scale depends on that row alone, so the
     result of a row does not depend on the other rows of the batch (batch invariance).
 
-    ``split`` (an int8 :class:`Packed`'s ``split``, or None): ``(cols, parts, rep)``, outlier
+    ``split`` (an int8 :class:`Packed`'s ``split``, or None): ``(cols, parts, rep, pad)``, outlier
     columns ``cols`` ``(k,)`` that do not set the row's scale beyond ``max|x_j| / parts_j``.
     Such a column, ``v = x_j / s`` in units of the row's scale (up to ``127 * parts_j``), is
     written as ``parts_j * hi + lo`` with ``hi = round(v / parts_j)`` (in the column itself and
     repeated ``parts_j - 1`` times at the end: ``rep``) and ``lo = round(v - parts_j * hi)``
-    (one more column at the end, ``|lo| <= parts_j / 2``): ``xq`` is then
-    ``(T, K + sum(parts - 1) + k)``, to be multiplied with the weight extended the same way
-    (:class:`Packed`), and every column keeps an error of at most ``s / 2``.
+    (one more column at the end, ``|lo| <= parts_j / 2``), then ``pad`` columns of zeros
+    (128): ``xq`` is then ``(T, K + sum(parts - 1) + k + pad)``, to be multiplied with the
+    weight extended the same way (:class:`Packed`), and every column keeps an error of at
+    most ``s / 2``.
 
     Rounds half up (``x * 127 / max + 128.5``, in [1.5, 255.5), truncated by the cast). After
     the row maxima (``amax`` and ``amin`` of x: two reads and no ``|x|`` copy; for a split
@@ -103,7 +109,7 @@ def quantize_rows(x, split=None):
     if split is None:
         m = torch.maximum(x.amax(1, keepdim=True), x.amin(1, keepdim=True).neg_())
     else:
-        cols, parts, rep = split
+        cols, parts, rep, pad = split
         xo = x.index_select(1, cols)
         x.index_fill_(1, cols, 0.0)
         m = torch.maximum(x.amax(1, keepdim=True), x.amin(1, keepdim=True).neg_())
@@ -119,7 +125,10 @@ def quantize_rows(x, split=None):
     lo = torch.floor(v - parts * hi + 0.5)
     xq.index_copy_(1, cols, hi + 128.0)
     xq = xq.to(torch.int32).to(torch.uint8)
-    return torch.cat([xq, xq.index_select(1, rep), (lo + 128.0).to(torch.uint8)], 1), m / 127.0
+    parts_out = [xq, xq.index_select(1, rep), (lo + 128.0).to(torch.uint8)]
+    if pad:
+        parts_out.append(xq.new_full((xq.shape[0], pad), 128))
+    return torch.cat(parts_out, 1), m / 127.0
 
 
 class Packed:
@@ -140,7 +149,8 @@ class Packed:
     and the weight column ``W_j`` is repeated ``parts_j + 1`` times, so the product is
     unchanged while the row's int8 scale is set by the other columns, ``parts_j`` times
     finer for them, and ``x_j`` keeps that finer step too; the cost is ``sum(parts)`` extra
-    columns in the product (:meth:`NativeEncoder._int8_outliers`
+    columns in the product, padded with zero columns to a multiple of :data:`INT8_K_MULTIPLE`
+    (:meth:`NativeEncoder._int8_outliers`
     picks them once at load time, so a row's result never depends on the batch).
     """
 
@@ -153,8 +163,9 @@ class Packed:
             if outliers is not None and int((outliers[1] > 1).sum()):
                 cols, parts = outliers
                 rep = cols.repeat_interleave(parts - 1)
-                self.split = (cols, parts.float(), rep)
-                w = torch.cat([w, w.index_select(1, rep), w.index_select(1, cols)], 1)
+                pad = -(w.shape[1] + len(rep) + len(cols)) % INT8_K_MULTIPLE
+                self.split = (cols, parts.float(), rep, pad)
+                w = torch.cat([w, w.index_select(1, rep), w.index_select(1, cols), w.new_zeros((w.shape[0], pad))], 1)
             self.w_scale = (w.abs().amax(1) / 127.0).clamp_min_(1e-12).contiguous()
             wq = torch.round(w / self.w_scale[:, None]).clamp_(-127, 127).to(torch.int8).contiguous()
             self.weight = torch.ops.onednn.qlinear_prepack(wq, [tile, w.shape[1]])

@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bertcli import native
+from bertcli import kernels, native
 from bertcli.cli.main import cli
 from bertcli.errors import DeviceError, ModelError
 
@@ -79,7 +79,10 @@ def test_split_outlier_columns_are_the_exact_product_and_finer():
     split = native.Packed(lin.weight, lin.bias, native.INT8, "int8", native.TILE, (cols, parts))
     xq, s = native.quantize_rows(x.clone(), split.split)
     rep = cols.repeat_interleave(parts - 1)
-    assert xq.shape == (256, 96 + int(parts.sum() - 2) + 2)
+    width = 96 + int(parts.sum() - 2) + 2  # 107, padded with zero columns (128) to 112
+    pad = -width % kernels.INT8_K_MULTIPLE
+    assert pad == 5 and split.split[3] == pad and xq.shape == (256, width + pad)
+    assert bool((xq[:, width:] == 128).all())
     # the extended columns give x back: column j = parts_j * hi + lo, every error <= s / 2
     v = xq.double() - 128
     back = v[:, :96].clone()
@@ -90,7 +93,7 @@ def test_split_outlier_columns_are_the_exact_product_and_finer():
     assert bool(((back * s.double() - x.double()).abs() <= s.double() / 2 + 1e-6).all())
     # the rows' scales are set by the other columns and the outliers' parts: far finer
     assert float(s.mean()) < 0.25 * float(native.quantize_rows(x.clone())[1].mean())
-    ext = torch.cat([lin.weight, lin.weight[:, rep], lin.weight[:, cols]], 1)
+    ext = torch.cat([lin.weight, lin.weight[:, rep], lin.weight[:, cols], torch.zeros(40, pad)], 1)
     ws = ext.abs().amax(1) / 127
     wq = torch.round(ext / ws[:, None]).clamp(-127, 127)
     lin.packed = split
