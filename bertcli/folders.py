@@ -186,7 +186,9 @@ def inspect_folder(path: Path) -> tuple[dict, dict[str, list[int]] | None]:
             model's weights when the base is found.
     """
     if not path.exists():
-        raise ModelError(f"model folder '{path}' does not exist",
+        # a relative path is shown absolute: Path drops a leading './', and the absolute
+        # path says where it was looked for
+        raise ModelError(f"model folder '{os.path.abspath(path)}' does not exist",
                          "pass --model DIR with a local Hugging Face model folder")
     if not path.is_dir():
         raise ModelError(f"model path '{path}' is not a folder", "pass the folder that holds config.json")

@@ -419,6 +419,13 @@ def test_missing_model_folder(tmp_path):
     assert msg == f"Error: model folder '{missing}' does not exist; pass --model DIR with a local Hugging Face model folder"
 
 
+def test_missing_relative_model_folder_is_named_by_its_absolute_path(tmp_path, monkeypatch):
+    # `-m ./nope` used to be echoed as 'nope' (Path drops the './'): the absolute path says where it looked
+    monkeypatch.chdir(tmp_path)
+    msg = _one_line_error(invoke(["classify", "x", "-m", "./nope"]))
+    assert msg.startswith(f"Error: model folder '{tmp_path / 'nope'}' does not exist;")
+
+
 def test_folder_without_config(cls_dir, tmp_path):
     for f in cls_dir.iterdir():
         if f.name != "config.json":
