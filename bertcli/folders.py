@@ -117,9 +117,9 @@ def hub_cache_snapshot(repo_id: str, revision: str | None = None) -> Path:
     cache = hub_cache_dir()
     repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
     rev = revision or "main"
-    fetch = (f"on a machine with network run 'hf download {repo_id}'"
+    fetch = (f"on a machine with network run 'hf download {repo_id}"
              + (f" --revision {revision}" if revision else "")
-             + f" and copy {repo_dir.name}/ into {cache} (or pass the model folder itself); bertcli never downloads")
+             + f"' and copy {repo_dir.name}/ into {cache} (or pass the model folder itself); bertcli never downloads")
     if not repo_dir.is_dir():
         raise ModelError(f"model '{repo_id}' is neither a local folder nor in the Hugging Face cache "
                          f"(looked in {cache})", fetch)

@@ -92,6 +92,8 @@ def test_miss_says_where_it_looked(hub_cache):
     r = CliRunner().invoke(cli, ["classify", "-m", "org/tiny-sst2", "--revision", "v9", "x"])
     assert r.exit_code == 1
     assert "revision 'v9'" in r.stderr and "main" in r.stderr and COMMIT_NEW[:12] in r.stderr
+    # the hint quotes the whole command, --revision included
+    assert "run 'hf download org/tiny-sst2 --revision v9' and copy" in r.stderr
 
 
 def test_cache_location_from_hf_home(tmp_path, cls_dir, monkeypatch):
