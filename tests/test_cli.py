@@ -500,6 +500,10 @@ def test_every_help_exits_0_with_examples():
         assert res.stderr == ""
         assert "Examples:" in res.stdout, args
         assert res.stdout.startswith("Usage: bertcli "), args
+        # the help's width is set to 100 columns; \b blocks (examples, record layouts) are not
+        # rewrapped by Click, so they must fit by themselves
+        wide = [ln for ln in res.stdout.splitlines() if len(ln) > 100]
+        assert not wide, (args, wide)
 
 
 _HELP_PROBE = r"""

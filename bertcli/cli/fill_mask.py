@@ -60,7 +60,8 @@ def fill_mask_cmd(texts, top_k, targets, whole_words, joint, mask_token, **param
       predictions: one list per mask of [{score, token, token_str, is_subword, sequence}],
       sequence, truncated
       --explain: explanations: one per mask, {mask, start, end, token, token_str,
-                 attributions: [{word, start, end, score}], explanation: {logit, baseline_logit, delta, ...}}
+                 attributions: [{word, start, end, score}],
+                 explanation: {logit, baseline_logit, delta, ...}}
     """
     from ..tasks import fill_mask as task
     from .explain_view import explain_params, fill_mask_columns, fill_mask_rows, fill_mask_stream

@@ -46,11 +46,12 @@ def ner_cmd(texts, aggregation, stride, **params):
       bertcli ner "Angela Merkel visited Paris."
       bertcli ner --input news.txt --format jsonl | jq -c '.entities[] | [.entity_group, .word]'
       bertcli ner -m runs/conll --aggregation first < tweets.jsonl
-      bertcli ner -m runs/conll -i docs.jsonl -f spans -o review.jsonl   # correct, then train ner --train
+      bertcli ner -m runs/conll -i docs.jsonl -f spans -o review.jsonl   # review, then train on it
       bertcli ner --explain "Angela Merkel visited Paris."   # which words made each entity
     \b
     JSONL record: input fields (or text) plus entities: a list of
-      {entity_group, score, word, start, end} (aggregation none: {entity, score, index, word, start, end})
+      {entity_group, score, word, start, end}
+      (aggregation none: {entity, score, index, word, start, end})
       --explain: each entity also has attributions: [{word, start, end, score}],
                  explanation: {logit, baseline_logit, delta, steps, method}
     --format spans record: input fields (or text) plus spans: a list of {start, end, label, score}

@@ -350,7 +350,7 @@ def train_ner_cmd(**params):
     \b
     Examples:
       bertcli train ner --train conll2003/train.txt --eval conll2003/dev.txt -o runs/conll
-      bertcli train ner --train weibo_ner/weiboNER_2nd_conll.train --eval weibo_ner/weiboNER_2nd_conll.dev -o runs/weibo
+      bertcli train ner --train weibo_ner/weiboNER_2nd_conll.train -o runs/weibo   # Chinese, BIO
       bertcli train ner --train doccano.jsonl --eval label-studio.json -o runs/mine
     """
     from ..train import train_ner
