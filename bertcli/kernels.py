@@ -104,8 +104,9 @@ def quantize_rows(x, split=None):
     the shifted values, then the casts float32 -> int32 -> uint8 (2x faster than torch's
     direct float32 -> uint8 cast, which is not vectorised). The whole is about 2x faster than
     ``abs``, ``amax``, ``addcmul`` and a direct cast (1,024 x 384: 374 -> 179 us; 1,024 x
-    1,536: 1.54 -> 0.79 ms; 1 thread, AMD EPYC), with the same integers except where
-    ``x * r`` rounds onto a half (1-2 values in 1.5 M, which a fused multiply-add kept off it)."""
+    1,536: 1.54 -> 0.79 ms; 1 thread, AMD EPYC), with the same integers except 1-2 in 1.5 M
+    (values within an ulp of a half, which ``addcmul``'s single rounding put on the other side).
+    A split layer's ``x`` is written to and restored; every other ``x`` is only read."""
     if split is None:
         m = torch.maximum(x.amax(1, keepdim=True), x.amin(1, keepdim=True).neg_())
     else:
