@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"),
-                                reason="mallopt's thresholds are glibc's")
+_GLIBC = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+pytestmark = pytest.mark.skipif(not _GLIBC, reason="mallopt's thresholds are glibc's")
 
 # the second of two identical int8 ner runs on the shipped default (the int8 path allocates the
 # most temporaries: quantized copies, outlier columns, dequantized outputs), batches of varied size
