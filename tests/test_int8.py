@@ -152,12 +152,14 @@ def _lines(path, n):
     return out
 
 
-def test_int8_agrees_with_float32_on_real_sentences(shared_data):
-    """The shipped sentiment default on 400 SST-2 dev sentences: measured 99.35 % top-1
-    agreement on 2,000 lines with outlier columns split (98.75 % without; benchmarks/
-    RESULTS.md); asserted >= 97.5 % here, with
+def test_int8_agrees_with_float32_on_real_sentences(shared_data, monkeypatch):
+    """Pure int8 (no float32 fallback: ``BERTCLI_INT8_MARGIN=0``), the shipped sentiment default on
+    400 SST-2 dev sentences: measured 99.35 % top-1 agreement on 2,000 lines with outlier
+    columns split (98.75 % without; benchmarks/RESULTS.md); asserted >= 97.5 % here, with
     the largest score difference of agreeing labels < 0.2."""
     from bertcli.loading import load_model
+
+    monkeypatch.setenv("BERTCLI_INT8_MARGIN", "0")
     from bertcli.tasks import classify
 
     lines = _lines(shared_data / "sst2" / "dev.tsv", 400) if (shared_data / "sst2" / "dev.tsv").is_file() \
@@ -197,3 +199,169 @@ def test_training_refuses_int8(cls_dir):
 
     with pytest.raises(TrainError, match="inference only"):
         _fit(None, TrainOptions(dtype="int8", device="cpu"), None)
+
+
+# ---------------------------------------------------------------- the float32 fallback
+
+
+def _texts(n: int, seed: int = 7) -> list[str]:
+    import random
+
+    rnd = random.Random(seed)
+    words = "Angela Merkel visited Paris and Berlin on Tuesday the food was terrible I loved this movie Café".split()
+    return [" ".join(rnd.choice(words) for _ in range(rnd.randint(1, 12))) for _ in range(n)]
+
+
+def _load(path, task, dtype, margin, monkeypatch):
+    from bertcli.loading import load_model
+
+    monkeypatch.setenv("BERTCLI_INT8_MARGIN", str(margin))
+    return load_model(path, task, "cpu", dtype)
+
+
+def _one_by_one_gaps(lm, task, texts, pairs=None):
+    """Each text's int8 decision gap, from a batch of its own."""
+    from bertcli.tasks import ner
+    from bertcli.tasks.base import collate, encode_texts
+
+    if task == "ner":
+        _, feats = ner.encode(lm, texts, ner.resolve_stride(lm, None))
+    else:
+        feats, _ = encode_texts(lm.tokenizer, texts, pairs, lm.max_length)
+    assert len(feats) == len(texts)  # one window each
+    gaps = []
+    for f in feats:
+        b = collate([f], lm.tokenizer.pad_token_id or 0)
+        gaps.append(float(lm.decision_gaps(lm.encode_inputs(b), lm.forward(b))[0]))
+    return gaps
+
+
+def _results(lm, task, texts, pairs, batch_size):
+    from bertcli.tasks import classify, ner, nsp
+    from bertcli.tasks.base import StreamOptions
+
+    opts = StreamOptions(batch_size=batch_size)
+    if task == "classify":
+        return classify.classify(lm, texts, top_k=None, opts=opts)
+    if task == "nsp":
+        return nsp.nsp(lm, texts, pairs, opts=opts)
+    return ner.ner(lm, texts, opts=opts)
+
+
+@pytest.mark.parametrize("task,fixture", [("classify", "cls_dir"), ("nsp", "pretraining_dir"), ("ner", "ner_dir")])
+def test_fallback_gives_float32_below_the_margin_and_int8_above(task, fixture, request, monkeypatch):
+    """Per text: under the margin its result is exactly float32's, above it exactly pure int8's
+    (margin 0), at any batch size; the margin here is the median gap, so both sides occur."""
+    path = request.getfixturevalue(fixture)
+    texts = _texts(24)
+    pairs = _texts(24, seed=8) if task == "nsp" else None
+    pure = _load(path, task, "int8", 0, monkeypatch)
+    assert pure.fallback is None
+    gaps = _one_by_one_gaps(pure, task, texts, pairs)
+    s = sorted(gaps)
+    margin = (s[11] + s[12]) / 2
+    assert s[11] < margin < s[12]
+    f32 = _results(_load(path, task, "float32", margin, monkeypatch), task, texts, pairs, 5)
+    i8 = _results(pure, task, texts, pairs, 5)
+    for bs in (1, 5, 64):
+        lm = _load(path, task, "int8", margin, monkeypatch)
+        assert lm.fallback is not None and lm.fallback.dtype == torch.float32 and lm.fallback_margin == margin
+        got = _results(lm, task, texts, pairs, bs)
+        for i, (g, gap) in enumerate(zip(got, gaps)):
+            assert g == (f32[i] if gap < margin else i8[i]), (i, gap, margin, bs)
+        assert lm.info["fallback_rows"] == 12 and lm.info["rows"] == 24
+    assert f32 != i8
+
+
+def test_fallback_through_lm_forward_reruns_in_the_batch(cls_dir, monkeypatch):
+    """``LoadedModel.forward`` (what ``bertcli evaluate`` calls) reruns the rows under the
+    margin itself: each row's logits are float32's or pure int8's, exactly."""
+    from bertcli.tasks.base import collate, encode_texts
+
+    texts = _texts(16)
+    pure = _load(cls_dir, "classify", "int8", 0, monkeypatch)
+    f32 = _load(cls_dir, "classify", "float32", 0, monkeypatch)
+    lm = _load(cls_dir, "classify", "int8", 1e9, monkeypatch)  # every row under the margin
+    feats, _ = encode_texts(lm.tokenizer, texts, None, lm.max_length)
+    b = collate(feats, lm.tokenizer.pad_token_id or 0)
+    assert torch.equal(lm.forward(b), torch.stack([f32.forward(collate([f], 0))[0] for f in feats]))
+    assert not torch.equal(lm.forward(b, refine=False), f32.forward(b))
+    assert torch.equal(lm.forward(b, refine=False), pure.forward(b))
+
+
+def test_decision_gaps_by_hand(ner_dir, cls_dir):
+    """classify: top-1 minus top-2 logit; ner: the smallest such gap over the tokens that are
+    neither special tokens nor padding."""
+    from bertcli.loading import load_model
+
+    lm = load_model(ner_dir, "ner", "cpu", "float32")
+    tok = lm.tokenizer
+    cls, sep, pad = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
+    ids = torch.tensor([[cls, 7, 8, sep, pad], [cls, 9, sep, pad, pad]])
+    mask = (torch.arange(5) < torch.tensor([[4], [3]])).long()
+    logits = torch.tensor([[[0., 0., 0.1], [2., 1., 0.], [0., 3., 2.5], [9., 9., 9.], [0., 0., 0.]],
+                           [[5., 5., 5.], [1., 1.3, -1.], [0., 0., 0.], [4., 4., 4.], [0., 0., 0.]]])
+    gaps = lm.decision_gaps({"input_ids": ids, "attention_mask": mask}, logits)
+    assert torch.allclose(gaps, torch.tensor([0.5, 0.3]))
+    cl = load_model(cls_dir, "classify", "cpu", "float32")
+    assert torch.allclose(cl.decision_gaps({}, torch.tensor([[0.2, 1.0, 0.7], [3., -1., 2.]])),
+                          torch.tensor([0.3, 1.0]))
+
+
+def test_no_fallback_where_it_does_not_apply(mlm_dir, regression_dir, multilabel_dir, cls_dir, monkeypatch):
+    monkeypatch.delenv("BERTCLI_INT8_MARGIN", raising=False)
+    from bertcli.loading import INT8_MARGIN, load_model
+
+    assert load_model(cls_dir, "classify", "cpu", "int8").fallback_margin == INT8_MARGIN
+    assert load_model(cls_dir, "classify", "cpu", "float32").fallback is None
+    assert load_model(mlm_dir, "fill-mask", "cpu", "int8").fallback is None
+    assert load_model(regression_dir, "classify", "cpu", "int8").fallback is None
+    assert load_model(multilabel_dir, "classify", "cpu", "int8").fallback is None
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "inf", "nan"])
+def test_a_bad_margin_is_a_one_line_error(cls_dir, bad):
+    res = CliRunner().invoke(cli, ["classify", "-m", str(cls_dir), "--dtype", "int8", "hello"],
+                             env={"BERTCLI_INT8_MARGIN": bad})
+    assert res.exit_code == 1 and "BERTCLI_INT8_MARGIN" in res.stderr and "Traceback" not in res.stderr
+
+
+def _conll_sentences(path, n):
+    out, cur = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if cur:
+                out.append(" ".join(cur))
+                cur = []
+                if len(out) == n:
+                    break
+        else:
+            cur.append(line.split()[0])
+    return out
+
+
+def test_int8_meets_the_agreement_floors_on_real_lines(shared_data):
+    """Issue #17's floors on the shipped defaults, with the default fallback margin: top-1
+    agreement with float32 >= 99.5 % on 400 SST-2 dev sentences (measured 100 % on all 872)
+    and identical entity lists >= 99 % on 400 CoNLL-2003 test sentences, while at most 15 % of
+    them are recomputed in float32 (so the floors are not met by recomputing everything)."""
+    from bertcli.loading import load_model
+    from bertcli.tasks import classify, ner
+
+    sst, conll = shared_data / "sst2" / "dev.tsv", shared_data / "conll2003" / "test.txt"
+    if not (sst.is_file() and conll.is_file()):
+        pytest.skip("sst2/dev.tsv or conll2003/test.txt not in the shared data")
+    lines = _lines(sst, 400)
+    i8 = load_model(None, "sentiment", "cpu", "int8")
+    a = classify.classify(load_model(None, "sentiment", "cpu", "float32"), lines)
+    b = classify.classify(i8, lines)
+    assert sum(x["label"] == y["label"] for x, y in zip(a, b)) / len(lines) >= 0.995
+    assert i8.info["fallback_rows"] <= 0.15 * len(lines)
+    sents = _conll_sentences(conll, 400)
+    i8 = load_model(None, "ner", "cpu", "int8")
+    a = ner.ner(load_model(None, "ner", "cpu", "float32"), sents)
+    b = ner.ner(i8, sents)
+    same = sum([(e["entity_group"], e["start"], e["end"]) for e in x["entities"]]
+               == [(e["entity_group"], e["start"], e["end"]) for e in y["entities"]] for x, y in zip(a, b))
+    assert same / len(sents) >= 0.99, same
+    assert 0 < i8.info["fallback_rows"] <= 0.15 * len(sents)

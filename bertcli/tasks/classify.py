@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import UsageError
 from ..io.readers import Record
-from .base import Feature, StreamOptions, collate, encode_texts, stream_records, text_list
-from .. import batching
+from .base import (Feature, StreamOptions, collate, encode_texts, forward_gaps, run_refined, stream_records,
+                   text_list)
 
 
 def function_to_apply(config) -> str:
@@ -73,11 +73,11 @@ def classify_features(lm, feats: list[Feature], opts: StreamOptions):
     """Logits for features, length-sorted and batched; a list of ``(num_labels,)`` tensors in input order."""
     pad = lm.tokenizer.pad_token_id or 0
 
-    def run(batch):
-        out = lm.forward(collate(batch, pad, numpy=getattr(lm, "numpy", False)))
-        return list(out)
+    def run(model, batch):
+        logits, gaps = forward_gaps(model, collate(batch, pad, numpy=getattr(model, "numpy", False)))
+        return list(zip(logits, gaps))
 
-    return batching.run_sorted(feats, [len(f) for f in feats], run, opts.batch_size, opts.max_tokens)
+    return run_refined(lm, feats, run, opts)
 
 
 def classify(lm, texts: list[str], text_pairs: list[str] | None = None, top_k: int | None = 1,

@@ -77,10 +77,9 @@ from itertools import chain
 
 import numpy as np
 
-from .. import batching
 from ..errors import ModelError, UsageError
 from ..io.readers import Record
-from .base import Feature, StreamOptions, collate, stream_records, text_list
+from .base import Feature, StreamOptions, collate, forward_gaps, run_refined, stream_records, text_list
 from .entities import (  # noqa: F401  (re-exported: the pure decoding lives in entities)
     _BIOES_PREFIX, AGGREGATIONS, METASPACE, WORD_AGGREGATIONS, Token, _close_group, _span, _with_words,
     aggregate_words, decode_batch, decode_entities, grapheme_bounds, group_entities, is_bioes,
@@ -226,17 +225,19 @@ def token_scores(lm, feats: list[Feature], opts: StreamOptions | None = None) ->
     Returns:
         One float32 array of shape ``(len(feature), num_labels)`` per feature, in input
         order: softmax over ``lm.forward``'s ``(batch, seq_len, num_labels)`` logits with
-        the padding rows cut off. Rows of special tokens are included.
+        the padding rows cut off. Rows of special tokens are included. With ``--dtype int8``,
+        the features whose int8 logits leave a token's label within ``lm.fallback_margin``
+        get the float32 model's (:func:`bertcli.tasks.base.run_refined`).
     """
     opts = opts or StreamOptions()
     pad = lm.tokenizer.pad_token_id or 0
 
-    def run(batch: list[Feature]) -> list[np.ndarray]:
-        logits = lm.forward(collate(batch, pad, numpy=getattr(lm, "numpy", False)))
+    def run(model, batch: list[Feature]) -> list[tuple[np.ndarray, float]]:
+        logits, gaps = forward_gaps(model, collate(batch, pad, numpy=getattr(model, "numpy", False)))
         logits = logits if isinstance(logits, np.ndarray) else logits.numpy()
-        return [softmax(logits[k, :len(f)]) for k, f in enumerate(batch)]
+        return [(softmax(logits[k, :len(f)]), g) for k, (f, g) in enumerate(zip(batch, gaps))]
 
-    return batching.run_sorted(feats, [len(f) for f in feats], run, opts.batch_size, opts.max_tokens)
+    return run_refined(lm, feats, run, opts)
 
 
 class _VocabArrays:
