@@ -391,8 +391,9 @@ INT8_MARGIN = 0.2
 
 def int8_margin(task: str, config) -> float:
     """The int8 fallback's logit gap for ``task`` (:data:`INT8_MARGIN`, or ``$BERTCLI_INT8_MARGIN``):
-    0.0 (no fallback) for tasks other than classify, nsp and ner, and for classify models whose
-    scores are not a softmax over two or more labels (regression, multi-label).
+    0.0 (no fallback) for tasks other than classify, nsp and ner, for classify and ner models
+    with a single label, and for classify models whose scores are not a softmax (regression,
+    multi-label).
 
     Raises:
         ModelError: ``BERTCLI_INT8_MARGIN`` is not a number >= 0.
@@ -402,13 +403,12 @@ def int8_margin(task: str, config) -> float:
         margin = float(raw) if raw else INT8_MARGIN
     except ValueError:
         margin = -1.0
-    if not margin >= 0 or margin == float("inf"):
+    if not margin >= 0:  # also NaN
         raise ModelError(f"BERTCLI_INT8_MARGIN={raw!r} is not a number >= 0",
                          "give a logit gap such as 0.2, or 0 to turn the int8 fallback off")
-    if task not in ("classify", "nsp", "ner"):
+    if task not in ("classify", "nsp", "ner") or (task != "nsp" and config.num_labels < 2):
         return 0.0
-    if task == "classify" and (config.problem_type not in (None, "single_label_classification")
-                               or config.num_labels < 2):
+    if task == "classify" and config.problem_type not in (None, "single_label_classification"):
         return 0.0
     return margin
 

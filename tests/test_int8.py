@@ -319,7 +319,24 @@ def test_no_fallback_where_it_does_not_apply(mlm_dir, regression_dir, multilabel
     assert load_model(multilabel_dir, "classify", "cpu", "int8").fallback is None
 
 
-@pytest.mark.parametrize("bad", ["abc", "-1", "inf", "nan"])
+def test_margin_by_task_and_head(monkeypatch):
+    from types import SimpleNamespace
+
+    from bertcli.loading import INT8_MARGIN, int8_margin
+
+    monkeypatch.delenv("BERTCLI_INT8_MARGIN", raising=False)
+    cfg = SimpleNamespace(num_labels=9, problem_type=None)
+    assert int8_margin("ner", cfg) == int8_margin("classify", cfg) == int8_margin("nsp", cfg) == INT8_MARGIN
+    assert int8_margin("fill-mask", cfg) == int8_margin("encoder", cfg) == 0.0
+    assert int8_margin("ner", SimpleNamespace(num_labels=1, problem_type=None)) == 0.0  # no runner-up label
+    assert int8_margin("classify", SimpleNamespace(num_labels=3, problem_type="multi_label_classification")) == 0.0
+    monkeypatch.setenv("BERTCLI_INT8_MARGIN", " 0.5 ")
+    assert int8_margin("ner", cfg) == 0.5
+    monkeypatch.setenv("BERTCLI_INT8_MARGIN", "inf")  # every line recomputed: allowed, if pointless
+    assert int8_margin("ner", cfg) == float("inf")
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "-inf", "nan"])
 def test_a_bad_margin_is_a_one_line_error(cls_dir, bad):
     res = CliRunner().invoke(cli, ["classify", "-m", str(cls_dir), "--dtype", "int8", "hello"],
                              env={"BERTCLI_INT8_MARGIN": bad})
