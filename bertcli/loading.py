@@ -115,23 +115,38 @@ class LoadedModel:
                 logits = self.model(**inputs).logits
         return logits.float().cpu()
 
-    def decision_gaps(self, inputs: dict, logits):
+    def decision_gaps(self, inputs: dict, logits, content=None):
         """Each sequence's smallest decision margin: ``(batch,)`` float32, the gap between the
         two largest logits (= the log-probability gap of the two likeliest labels under
-        softmax), for ner the smallest such gap over the sequence's tokens that are not
-        special tokens or padding. inputs: ``encode_inputs``' dict; logits: ``forward``'s
-        ``(batch, num_labels)`` or ``(batch, seq_len, num_labels)`` float32 on CPU."""
+        softmax); for ner the smallest such gap over the sequence's text tokens.
+
+        inputs: ``encode_inputs``' dict; logits: ``forward``'s ``(batch, num_labels)`` or
+        ``(batch, seq_len, num_labels)`` float32 on CPU. ``content`` (ner): one ``(start,
+        end)`` span of text-token positions per sequence (the template's special tokens and
+        the padding lie outside it); without it, every real position except those holding the
+        template's ids (``[CLS]``, ``[SEP]``, ``<s>``, ``</s>``, padding) counts, so ``[UNK]``
+        and ``[MASK]`` tokens, which ner labels like any text token, always count. A sequence
+        with no text token gets ``inf``."""
         import torch
 
         top = logits.topk(2, dim=-1).values
         gap = top[..., 0] - top[..., 1]
         if gap.dim() == 1:
             return gap
-        ids = inputs["input_ids"].cpu()
-        special = self.__dict__.get("_special_ids")
-        if special is None:
-            special = self._special_ids = torch.tensor(sorted(set(self.tokenizer.all_special_ids)), dtype=ids.dtype)
-        real = inputs["attention_mask"].cpu().bool() & ~torch.isin(ids, special)
+        if content is not None:
+            pos = torch.arange(gap.shape[1])
+            span = torch.tensor(content, dtype=torch.long).reshape(-1, 2)
+            real = (pos[None, :] >= span[:, :1]) & (pos[None, :] < span[:, 1:])
+        else:
+            ids = inputs["input_ids"].cpu()
+            template = self.__dict__.get("_template_ids")
+            if template is None:
+                tok = self.tokenizer
+                names = ("cls_token_id", "sep_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
+                found = {getattr(tok, n, None) for n in names} - {None, getattr(tok, "unk_token_id", None),
+                                                                    getattr(tok, "mask_token_id", None)}
+                template = self._template_ids = torch.tensor(sorted(found), dtype=ids.dtype)
+            real = inputs["attention_mask"].cpu().bool() & ~torch.isin(ids, template)
         return gap.masked_fill(~real, float("inf")).amin(1)
 
     def _refine(self, inputs: dict, logits):
@@ -396,8 +411,12 @@ def int8_margin(task: str, config) -> float:
     multi-label).
 
     Raises:
-        ModelError: ``BERTCLI_INT8_MARGIN`` is not a number >= 0.
+        ModelError: ``BERTCLI_INT8_MARGIN`` is not a number >= 0 (read only where it applies).
     """
+    if task not in ("classify", "nsp", "ner") or (task != "nsp" and config.num_labels < 2):
+        return 0.0
+    if task == "classify" and config.problem_type not in (None, "single_label_classification"):
+        return 0.0
     raw = os.environ.get("BERTCLI_INT8_MARGIN", "").strip()
     try:
         margin = float(raw) if raw else INT8_MARGIN
@@ -406,10 +425,6 @@ def int8_margin(task: str, config) -> float:
     if not margin >= 0:  # also NaN
         raise ModelError(f"BERTCLI_INT8_MARGIN={raw!r} is not a number >= 0",
                          "give a logit gap such as 0.2, or 0 to turn the int8 fallback off")
-    if task not in ("classify", "nsp", "ner") or (task != "nsp" and config.num_labels < 2):
-        return 0.0
-    if task == "classify" and config.problem_type not in (None, "single_label_classification"):
-        return 0.0
     return margin
 
 

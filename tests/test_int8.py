@@ -296,13 +296,18 @@ def test_decision_gaps_by_hand(ner_dir, cls_dir):
 
     lm = load_model(ner_dir, "ner", "cpu", "float32")
     tok = lm.tokenizer
-    cls, sep, pad = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
-    ids = torch.tensor([[cls, 7, 8, sep, pad], [cls, 9, sep, pad, pad]])
-    mask = (torch.arange(5) < torch.tensor([[4], [3]])).long()
+    cls, sep, pad, unk = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.unk_token_id
+    ids = torch.tensor([[cls, 7, 8, sep, pad], [cls, 9, sep, pad, pad], [cls, unk, 9, sep, pad]])
+    mask = (torch.arange(5) < torch.tensor([[4], [3], [4]])).long()
     logits = torch.tensor([[[0., 0., 0.1], [2., 1., 0.], [0., 3., 2.5], [9., 9., 9.], [0., 0., 0.]],
-                           [[5., 5., 5.], [1., 1.3, -1.], [0., 0., 0.], [4., 4., 4.], [0., 0., 0.]]])
-    gaps = lm.decision_gaps({"input_ids": ids, "attention_mask": mask}, logits)
-    assert torch.allclose(gaps, torch.tensor([0.5, 0.3]))
+                           [[5., 5., 5.], [1., 1.3, -1.], [0., 0., 0.], [4., 4., 4.], [0., 0., 0.]],
+                           [[5., 5., 5.], [1., 1.05, 0.], [0., 2., 0.], [4., 4., 4.], [0., 0., 0.]]])
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    # [UNK] is a text token ner labels: its gap counts (0.05); [CLS], [SEP] and padding do not
+    assert torch.allclose(lm.decision_gaps(inputs, logits), torch.tensor([0.5, 0.3, 0.05]))
+    # by position: the text tokens' spans (an empty span: no text token, inf)
+    assert torch.allclose(lm.decision_gaps(inputs, logits, [(1, 3), (1, 2), (2, 3)]), torch.tensor([0.5, 0.3, 2.0]))
+    assert lm.decision_gaps(inputs, logits, [(1, 3), (1, 1), (2, 3)])[1] == float("inf")
     cl = load_model(cls_dir, "classify", "cpu", "float32")
     assert torch.allclose(cl.decision_gaps({}, torch.tensor([[0.2, 1.0, 0.7], [3., -1., 2.]])),
                           torch.tensor([0.3, 1.0]))
@@ -337,10 +342,15 @@ def test_margin_by_task_and_head(monkeypatch):
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "-inf", "nan"])
-def test_a_bad_margin_is_a_one_line_error(cls_dir, bad):
+def test_a_bad_margin_is_a_one_line_error(cls_dir, mlm_dir, bad):
     res = CliRunner().invoke(cli, ["classify", "-m", str(cls_dir), "--dtype", "int8", "hello"],
                              env={"BERTCLI_INT8_MARGIN": bad})
     assert res.exit_code == 1 and "BERTCLI_INT8_MARGIN" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    # read only where it applies: fill-mask has no fallback
+    res = CliRunner().invoke(cli, ["fill-mask", "-m", str(mlm_dir), "--dtype", "int8", "a [MASK] b"],
+                             env={"BERTCLI_INT8_MARGIN": bad})
+    assert res.exit_code == 0, res.stderr
 
 
 def _conll_sentences(path, n):
@@ -382,3 +392,16 @@ def test_int8_meets_the_agreement_floors_on_real_lines(shared_data):
                == [(e["entity_group"], e["start"], e["end"]) for e in y["entities"]] for x, y in zip(a, b))
     assert same / len(sents) >= 0.99, same
     assert 0 < i8.info["fallback_rows"] <= 0.15 * len(sents)
+
+
+def test_unknown_tokens_are_checked_like_words(ner_dir, monkeypatch):
+    """A text of out-of-vocabulary symbols is all ``[UNK]`` tokens, which ner labels like words:
+    with every text under the margin it gets float32's entities and scores too (a check by
+    token id that left out ``[UNK]`` would keep the int8 result)."""
+    from bertcli.tasks import ner
+
+    texts = ["🚀 ✈", "✈✈ Men ⓐ", "Angela [MASK] visited Paris"]
+    lm = _load(ner_dir, "ner", "int8", 1e9, monkeypatch)
+    assert all(t == lm.tokenizer.unk_token_id for t in lm.tokenizer(texts[:1])["input_ids"][0][1:-1])
+    assert ner.ner(lm, texts) == ner.ner(_load(ner_dir, "ner", "float32", 0, monkeypatch), texts)
+    assert lm.info["fallback_rows"] == 3

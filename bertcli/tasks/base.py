@@ -138,15 +138,16 @@ def run_refined(lm, feats: list[Feature], run: Callable, opts: StreamOptions) ->
     return out
 
 
-def forward_gaps(model, batch: dict) -> tuple:
+def forward_gaps(model, batch: dict, content=None) -> tuple:
     """``(logits, gaps)``: ``model.forward(batch)`` without its own int8 fallback, and each
     sequence's decision gap as a list of floats when the model has a fallback (else ``inf``s):
-    the ``run`` half of :func:`run_refined`."""
+    the ``run`` half of :func:`run_refined`. ``content``: per sequence, the ``(start, end)``
+    positions of its text tokens (ner; see :meth:`~bertcli.loading.LoadedModel.decision_gaps`)."""
     if getattr(model, "fallback", None) is None:
         logits = model.forward(batch)
         return logits, [float("inf")] * len(logits)
     logits = model.forward(batch, refine=False)
-    return logits, model.decision_gaps(batch, logits).tolist()
+    return logits, model.decision_gaps(batch, logits, content).tolist()
 
 
 def stream_records(records: Iterable[Record], process_window: Callable[[list[Record]], list[dict]],

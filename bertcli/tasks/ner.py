@@ -233,7 +233,9 @@ def token_scores(lm, feats: list[Feature], opts: StreamOptions | None = None) ->
     pad = lm.tokenizer.pad_token_id or 0
 
     def run(model, batch: list[Feature]) -> list[tuple[np.ndarray, float]]:
-        logits, gaps = forward_gaps(model, collate(batch, pad, numpy=getattr(model, "numpy", False)))
+        spans = [(f.extra["prefix"], f.extra["prefix"] + f.extra["content"]) if "content" in f.extra else (0, len(f))
+                 for f in batch]
+        logits, gaps = forward_gaps(model, collate(batch, pad, numpy=getattr(model, "numpy", False)), spans)
         logits = logits if isinstance(logits, np.ndarray) else logits.numpy()
         return [(softmax(logits[k, :len(f)]), g) for k, (f, g) in enumerate(zip(batch, gaps))]
 
