@@ -165,3 +165,37 @@ def test_fit_keeps_the_ends_of_paths():
     assert _fit(["ner", "runs/conll", "data/test.txt"], 80) == "ner · runs/conll · data/test.txt"
     assert _fit(["ner", "runs/conll", "/a/very/long/folder/test.txt"], 30) == "ner · runs/conll · …/test.txt"
     assert _fit(["classify", "/x" * 40, "/y" * 40], 40) == "classify · …/x/x/x/x/x/x · …/y/y/y/y/y/y"  # 40 characters
+
+
+CONLL = """-DOCSTART- -X- -X- O
+
+Angela NNP B-NP B-PER
+Merkel NNP I-NP I-PER
+visited VBD B-VP O
+Paris NNP B-NP B-LOC
+. . O O
+
+The DT B-NP O
+talks NNS I-NP O
+in IN B-PP O
+Berlin NNP B-NP B-LOC
+ended VBD B-VP O
+. . O O
+"""
+
+
+def test_without_model_the_task_s_shipped_default_is_evaluated(minilm_dir, tmp_path):
+    """A newcomer's question: evaluate the shipped default without finding its folder. The same
+    metrics as naming the default's folder; no --task either is a usage error saying what to pass."""
+    pytest.importorskip("seqeval")
+    from bertcli import defaults
+
+    data = tmp_path / "test.txt"
+    data.write_text(CONLL, encoding="utf-8")
+    res = invoke(["evaluate", "--task", "ner", "--data", data, "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    got = json.loads(res.stdout)
+    ref = json.loads(invoke(["evaluate", "-m", defaults.default_model_dir("ner"), "--data", data, "-f", "json"]).stdout)
+    assert got == ref and got["model"] == str(defaults.default_model_dir("ner")) and got["f1"] == 1.0
+    res = invoke(["evaluate", "--data", data])
+    assert res.exit_code == 2 and "--task" in res.stderr and len(res.stderr.strip().splitlines()) == 1

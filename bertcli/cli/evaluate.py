@@ -11,8 +11,9 @@ from .options import check_device
 
 
 @click.command("evaluate")
-@click.option("-m", "--model", "model", required=True, metavar="DIR|HUB_ID",
-              help="Model folder to evaluate, or a hub id from the local Hugging Face cache.")
+@click.option("-m", "--model", "model", metavar="DIR|HUB_ID", envvar="BERTCLI_MODEL", show_envvar=True,
+              help="Model folder to evaluate, or a hub id from the local Hugging Face cache. Default: the "
+                   "shipped default of --task (classify: the sentiment model; ner; mlm: the pre-training one).")
 @click.option("--data", required=True, metavar="PATH", help="Labelled data (same formats as train).")
 @click.option("--task", type=click.Choice(["classify", "ner", "mlm"]), help="Default: from the model's config.")
 @click.option("--device", default="auto", show_default=True, callback=check_device,
@@ -48,10 +49,14 @@ def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed,
     Examples:
       bertcli evaluate -m runs/sst2 --data sst2/dev.tsv
       bertcli evaluate -m runs/conll --data conll2003/test.txt -f json | jq .f1
+      bertcli evaluate --task ner --data conll2003/test.txt   # the shipped ner default
     """
     from ..train import evaluate
 
     from .train import parse_label_map
+
+    if not model:
+        model = str(_shipped_default(task))
 
     read_kw["label_map"] = parse_label_map(read_kw.get("label_map"))
     kw = {k: v for k, v in read_kw.items() if v is not None}
@@ -74,6 +79,25 @@ def evaluate_cmd(model, data, task, device, dtype, batch_size, max_length, seed,
 
 
 _NAMES = {"classify": "a classify", "ner": "an NER", "mlm": "an MLM"}
+#: the shipped default a task evaluates without --model (a defaults.DEFAULT_FOR_TASK key)
+_DEFAULT_OF = {"classify": "sentiment", "ner": "ner", "mlm": "fill-mask"}
+
+
+def _shipped_default(task: str | None):
+    """The shipped default model folder of ``task`` (evaluate without ``--model``).
+
+    Raises:
+        UsageError: no ``--task`` to pick it by.
+        ModelError: the default is not installed (from :func:`bertcli.defaults.default_model_dir`).
+    """
+    from .. import defaults
+    from ..errors import UsageError
+
+    if task is None:
+        raise UsageError("evaluate needs --model DIR, or --task to evaluate the shipped default of that task",
+                         "e.g. bertcli evaluate --task classify --data sst2/dev.tsv "
+                         "--label-map 0=negative,1=positive")
+    return defaults.default_model_dir(_DEFAULT_OF[task])
 
 
 def _check_task_options(model: str, task: str | None, kw: dict) -> None:
