@@ -154,13 +154,11 @@ class LoadedModel:
         :attr:`fallback_margin` by :attr:`fallback`'s float32 logits for them.
 
         Lines that int8 flips against float32 sit near a decision boundary: on 2,000 real
-        lines every flipped sentiment label had a logit gap under 0.08 and all but a few of
-        the lines whose entities changed had a token gap under 0.2 (benchmarks/RESULTS.md,
+        lines every flipped sentiment label had a logit gap of 0.081 or less, and all but 3 of
+        the 37 lines whose entities changed had a token gap under 0.2 (benchmarks/RESULTS.md,
         issue #17). Each sequence is judged by its own logits and the float32 model gives a
         sequence the same bits in any batch, so the output still does not depend on the
         batching. Counts go to ``info["fallback_rows"]`` / ``info["rows"]``."""
-        import torch
-
         gap = self.decision_gaps(inputs, logits)
         redo = (gap < self.fallback_margin).nonzero().flatten()
         self.info["rows"] = self.info.get("rows", 0) + logits.shape[0]
@@ -398,9 +396,9 @@ def _load_native(path: Path, task: str, cfg: dict, dev, dt, required: bool):
 
 #: ``--dtype int8``: a classify, nsp or ner sequence whose int8 logits put two labels within this
 #: logit gap (for ner: at any of its tokens) is recomputed in float32 (:meth:`LoadedModel._refine`).
-#: 0.2 brought int8's agreement with float32 to 99.9-100 % of sentiment labels and 99.5-99.9 % of
-#: ner lines on three sets of 2,000 real lines, recomputing 5-9 % of them (benchmarks/RESULTS.md,
-#: issue #17). ``BERTCLI_INT8_MARGIN`` sets another gap; 0 turns the fallback off.
+#: 0.2 brought int8's agreement with float32 to 100 % of sentiment labels (three sets of real
+#: lines, 2-5 % of them recomputed) and 99.5-99.9 % of ner lines (three sets, 6-9 % recomputed)
+#: (benchmarks/RESULTS.md, issue #17). ``BERTCLI_INT8_MARGIN`` sets another gap; 0 turns the fallback off.
 INT8_MARGIN = 0.2
 
 

@@ -119,9 +119,8 @@ def run_refined(lm, feats: list[Feature], run: Callable, opts: StreamOptions) ->
     then run again, together, on the float32 model, and their results replace the int8 ones:
     one pass in batches of their own rather than a few rows at every batch, which gave the same
     output 5 % slower (1,000 real lines, 1 thread, batch 64, paired: ner 2.94 vs 2.78 s, classify
-    2.36 vs 2.25 s). ``run``
-    gives each result's gap (``inf`` when it has none). Counts go to ``lm.info``
-    (``rows``, ``fallback_rows``)."""
+    2.36 vs 2.25 s). ``run`` gives each result's gap (``inf`` when it has none). Counts go to
+    ``lm.info`` (``rows``, ``fallback_rows``)."""
     lengths = [len(f) for f in feats]
     pairs = batching.run_sorted(feats, lengths, lambda b: run(lm, b), opts.batch_size, opts.max_tokens)
     out = [r for r, _ in pairs]
