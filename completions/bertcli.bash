@@ -266,8 +266,9 @@ _bertcli() {
                 --tags-field) return ;;
                 --scheme) COMPREPLY=($(compgen -W "auto IOB1 IOB2 BIOES" -- "$cur")); return ;;
                 --on-invalid) COMPREPLY=($(compgen -W "fix skip error" -- "$cur")); return ;;
+                --tags) return ;;
             esac
-            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate --head-lr -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --lora-layers --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --data-format --text-field --token-column --tag-column --tokens-field --tags-field --scheme --on-invalid --label-all-tokens --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "-m --model --train --eval -o --output --epochs --max-steps --lr --learning-rate --head-lr -b --batch-size --eval-batch-size --grad-accum --warmup --weight-decay --max-length --seed --device --dtype --eval-steps --logging-steps --patience --metric --no-group-by-length --freeze-encoder --lora --lora-alpha --lora-dropout --lora-targets --lora-layers --merge --resume --overwrite --keep-checkpoints --max-train-samples --max-eval-samples --encoding -f --format -q --quiet --data-format --text-field --token-column --tag-column --tokens-field --tags-field --scheme --on-invalid --label-all-tokens --tags --help" -- "$cur")) ;;
         "train nsp")
             case "$prev" in
                 -m|--model) COMPREPLY=($(compgen -d -- "$cur")); return ;;

@@ -303,3 +303,19 @@ def test_evaluate_stops_on_an_invalid_span_or_skips_its_record(ner_dir, tmp_path
     assert res.stderr.splitlines() == [f"Warning: {w}" for w in m["warnings"]]
     assert res.stderr.splitlines()[0] == (f"Warning: {f}, line 2: span [23, 27, \"LOC\"] ('aris') starts inside the "
                                           "word 'Paris' (characters 22-27); record left out")
+
+
+def test_train_ner_tags_names_tags_the_training_data_lacks(encoder_dir, tmp_path):
+    """A newcomer's small training set had B-LOC only, its --eval I-LOC too: refused, naming --tags;
+    with --tags the model gets that tag set, in that order."""
+    train = write(tmp_path, "tr.txt", "Paris B-LOC\nis O\nnice O\n\nBerlin B-LOC\ntoo O\n")
+    dev = write(tmp_path, "dv.txt", "New B-LOC\nYork I-LOC\nis O\n")
+    out = tmp_path / "run"
+    res = invoke(["train", "ner", "-m", encoder_dir, "--train", train, "--eval", dev, "-o", out, "--max-steps", "1"])
+    assert res.exit_code == 1 and "tag 'I-LOC' is not among the training tags" in res.stderr
+    assert "--tags" in res.stderr and not out.exists()
+    res = invoke(["train", "ner", "-m", encoder_dir, "--train", train, "--eval", dev, "-o", out, "--max-steps", "1",
+                  "--tags", "O,B-LOC,I-LOC", "-f", "jsonl"])
+    assert res.exit_code == 0, res.stderr
+    cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert cfg["id2label"] == {"0": "O", "1": "B-LOC", "2": "I-LOC"}

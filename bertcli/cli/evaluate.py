@@ -13,11 +13,12 @@ from .options import check_device
 @click.command("evaluate")
 @click.option("-m", "--model", "model", metavar="DIR|HUB_ID", envvar="BERTCLI_MODEL", show_envvar=True,
               help="Model folder to evaluate, or a hub id from the local Hugging Face cache. Default: the "
-                   "shipped default of --task (classify: the sentiment model; ner; mlm: the pre-training one).")
+                   "shipped model of --task (classify: the sentiment model, ner: the ner model, mlm: the "
+                   "pre-training model).")
 @click.option("--data", required=True, metavar="PATH", help="Labelled data (same formats as train).")
 @click.option("--task", type=click.Choice(["classify", "ner", "mlm"]), help="Default: from the model's config.")
 @click.option("--device", default="auto", show_default=True, callback=check_device,
-              help="auto, cpu, cuda, cuda:N or mps.")
+              metavar="auto|cpu|cuda|cuda:N|mps", help="Where to run; auto picks CUDA, then MPS, then CPU.")
 @click.option("--dtype", default="auto", show_default=True,
               type=click.Choice(["auto", "float32", "float16", "bfloat16", "int8"]),
               help="Compute precision; auto = float32. float16 is GPU-only; int8 CPU-only (see predict commands).")

@@ -66,11 +66,11 @@ def model_options(f):
         click.option("--dtype", default="auto", show_default=True,
                      type=click.Choice(["auto", "float32", "float16", "bfloat16", "int8"], case_sensitive=False),
                      help="Compute precision; auto = float32. float16 is GPU-only. int8 (CPU only): int8 "
-                          "weights and activations in the encoder's matrix products, and lines it leaves near a "
-                          "decision computed again in float32 (env BERTCLI_INT8_MARGIN, 0 = off), so 99.5-100 % "
-                          "of labels and ner lines match float32; 1.2-1.6x float32 on large inputs on an AVX-512 "
-                          "VNNI CPU, where bfloat16 was as fast: prefer bfloat16 on CPUs with AVX-512 BF16 or AMX "
-                          "(README: Determinism and precision)."),
+                          "weights and activations in the encoder's matrix products; for classify, sentiment, nsp "
+                          "and ner, lines it leaves near a decision are computed again in float32 (env "
+                          "BERTCLI_INT8_MARGIN, 0 = off), so 99.5-100 % of them match float32. 1.2-1.6x float32 "
+                          "on large inputs on an AVX-512 VNNI CPU, where bfloat16 was as fast: prefer bfloat16 on "
+                          "CPUs with AVX-512 BF16 or AMX (README: Determinism and precision)."),
         click.option("--threads", default="auto", show_default=True, metavar="auto|N", envvar="BERTCLI_THREADS",
                      show_envvar=True, callback=check_threads,
                      help="CPU threads for the model. auto: the CPUs this process may use (affinity, cgroup "

@@ -235,7 +235,7 @@ def tokenize_cmd(texts, read_pairs, model, revision, input_path, input_format, f
     Examples:
       bertcli tokenize "Unaffable émigrés" -m bert-base-cased
       bertcli tokenize --pairs "He opened the fridge." "It was empty."
-      cut -f1 sst2/dev.tsv | bertcli tokenize | jq -c '[.n_tokens, .exceeds_max_length]'
+      cut -f1 sst2/dev.tsv | sed 1d | bertcli tokenize | jq -c '[.n_tokens, .exceeds_max_length]'
     \b
     JSONL record: input fields (or text[, text_pair]) plus
       tokens: [{token, id, start, end, word_id, token_type_id, special}]

@@ -343,6 +343,9 @@ def train_classify_cmd(**params):
               help="Invalid tag sequences: repair (fix) or leave the sentence out (skip), reported; or stop. Spans "
                    "cutting a word, overlapping or out of range: stop (fix, error) or leave the record out (skip).")
 @click.option("--label-all-tokens", is_flag=True, help="Continuation WordPieces get the word's I- tag.")
+@click.option("--tags", "tags", metavar="O,B-X,...",
+              help="Tag set in id order (default: the training data's, O first). Names tags the training data "
+                   "lacks, e.g. I-LOC where a small training set has only B-LOC but --eval has both.")
 def train_ner_cmd(**params):
     """Fine-tune a token classifier (NER) on CoNLL columns, JSONL tokens/tags, or character
     spans exported by annotation tools (doccano, spaCy/Prodigy, Label Studio).
@@ -355,6 +358,7 @@ def train_ner_cmd(**params):
     """
     from ..train import train_ner
 
+    tags = name_list(params.pop("tags", None), "--tags")
     opts = _options(params)
     _check_metric(opts, "ner")
     _run(train_ner, params, params.pop("model"), params.pop("train_path"), params.pop("output"),
@@ -362,7 +366,8 @@ def train_ner_cmd(**params):
          tag_column=params.pop("tag_column"), tokens_field=params.pop("tokens_field"),
          tags_field=params.pop("tags_field"), text_field=params.pop("text_field"), scheme=params.pop("scheme"),
          on_invalid=params.pop("on_invalid"),
-         encoding=params.pop("encoding"), label_all_tokens=params.pop("label_all_tokens"), options=opts)
+         encoding=params.pop("encoding"), label_all_tokens=params.pop("label_all_tokens"), labels=tags,
+         options=opts)
 
 
 @train_group.command("mlm")

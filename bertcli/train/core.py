@@ -115,7 +115,7 @@ def _check_labels(data, known: list[str], what: str) -> None:
             if tag not in known_set:
                 raise DataError(f"{data.source}, line {line}: tag '{tag}' is not among the {what} tags "
                                 f"({', '.join(known[:12])}{', ...' if len(known) > 12 else ''})",
-                                "every evaluation tag must occur in the training data")
+                                "every evaluation tag must occur in the training data (or in --tags)")
 
 
 @dataclass
