@@ -49,12 +49,12 @@ def fill_mask_cmd(texts, top_k, targets, whole_words, joint, mask_token, **param
 
     \b
     Examples:
-      bertcli fill-mask "The capital of France is [MASK]."
+      bertcli fill-mask "I drink a cup of [MASK] every morning."
       bertcli fill-mask "I [MASK] this movie." --targets love,hate
       bertcli fill-mask "The [MASK] [MASK] barked." --joint --whole-words
       bertcli fill-mask "She ___ to work every day." --mask-token ___
       bertcli fill-mask --input masked.txt --format jsonl | jq -r '.predictions[0][0].token_str'
-      bertcli fill-mask --explain "The capital of France is [MASK]."   # which words made the top word
+      bertcli fill-mask --explain "I drink a cup of [MASK] every morning."   # words behind the top one
     \b
     JSONL record: input fields (or text) plus
       predictions: one list per mask of [{score, token, token_str, is_subword, sequence}],
