@@ -54,7 +54,7 @@ def fill_mask_cmd(texts, top_k, targets, whole_words, joint, mask_token, **param
       bertcli fill-mask "The [MASK] [MASK] barked." --joint --whole-words
       bertcli fill-mask "She ___ to work every day." --mask-token ___
       bertcli fill-mask --input masked.txt --format jsonl | jq -r '.predictions[0][0].token_str'
-      bertcli fill-mask --explain "I drink a cup of [MASK] every morning."   # words behind the top one
+      bertcli fill-mask --explain "I drink a cup of [MASK] every morning."  # why the top word
     \b
     JSONL record: input fields (or text) plus
       predictions: one list per mask of [{score, token, token_str, is_subword, sequence}],
