@@ -1,6 +1,6 @@
 """JSON input: JSON Lines (one object per line) and a JSON array of objects, read into
-:class:`~bertcli.io.readers.Record`\ s with a one-line reason for each bad record (its line, the
-field, what was found); :func:`bertcli.io.readers.read_records` picks the format."""
+:class:`~bertcli.io.readers.Record` objects, with a one-line reason for each bad record (its
+line, the field, what was found); :func:`bertcli.io.readers.read_records` picks the format."""
 
 from __future__ import annotations
 
