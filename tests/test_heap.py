@@ -46,8 +46,10 @@ def test_a_second_run_reuses_the_heap_instead_of_faulting_pages_in(minilm_dir):
 
     if not native.int8_available():
         pytest.skip("this torch build has no oneDNN int8 linear")
-    tuned = _child({"BERTCLI_MALLOC": "1"})
-    plain = _child({"BERTCLI_MALLOC": "0"})
+    # pure int8 (no float32 recomputation of near-tie lines, whose few small batches made the
+    # plain run's count swing 8-25 k and the ratio with it)
+    tuned = _child({"BERTCLI_MALLOC": "1", "BERTCLI_INT8_MARGIN": "0"})
+    plain = _child({"BERTCLI_MALLOC": "0", "BERTCLI_INT8_MARGIN": "0"})
     assert tuned["on"] is True and plain["on"] is False
     # measured: 2,919 vs 41,257 minor faults (one per 4 KiB page mapped afresh)
     assert tuned["faults"] * 4 < plain["faults"], (tuned, plain)
