@@ -91,8 +91,8 @@ def result_schema(task: str, aggregation: str | None = None, model=None, revisio
 
 def output_names(columns: Sequence[str], result_keys: Sequence[str]) -> dict[str, str]:
     """The name each input column keeps beside the results: its own, or ``input_<name>``
-    (``input_input_<name>``, ...) when a result field has it, as the CLI's
-    ``bertcli.cli.output.input_names`` renames JSONL fields."""
+    (``input_input_<name>``, ...) when a result field has it; the CLI's JSONL fields too
+    (``bertcli.cli.output.input_names``)."""
     rk = list(result_keys)
     names = {k: k for k in columns}
     used = set(names)

@@ -26,6 +26,7 @@ import click
 from ..errors import BertcliError, InputError
 from ..io.readers import Record
 from ..io.writers import JsonArrayWriter, JsonlWriter
+from ..schema import output_names
 
 
 def stderr_console():
@@ -91,18 +92,7 @@ def input_names(fields, result_keys) -> dict[str, str]:
     name, or, when a result key takes it, ``input_<name>`` (``input_input_<name>`` and so on
     while that is taken too), so chaining commands loses no field. ``compose`` writes by it
     and ``--resume`` reads by it (:func:`bertcli.io.resume.check_last`)."""
-    rk = list(result_keys)
-    names = {k: k for k in fields}
-    used = set(names)
-    for k in rk:
-        if names.get(k) == k:
-            new = f"input_{k}"
-            while new in used or new in rk:
-                new = f"input_{new}"
-            used.discard(k)
-            used.add(new)
-            names[k] = new
-    return names
+    return output_names(list(fields), result_keys)
 
 
 def compose(rec: Record, result: dict, pairs: bool = False, collisions: set | None = None) -> dict:
